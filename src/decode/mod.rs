@@ -1,0 +1,219 @@
+//! Map decoders. Each walks the map's memory once, in bulk reads, and reports to a [`Visitor`]:
+//! live entries (until the visitor has enough), and for the `buckets` command every bucket or group.
+//! The walk always returns [`Health`]: the counts the findings are computed from. Every loop is capped
+//! and every impossibility is recorded in `Health::corrupt` instead of being followed.
+
+pub mod classic;
+pub mod swiss;
+
+use crate::error::Result;
+use crate::layout::{Impl, MapType};
+use crate::target::Target;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Bytes read per bulk read of a bucket or group array.
+pub const CHUNK_BYTES: u64 = 1 << 20;
+/// The most buckets, overflow buckets or groups one walk will visit.
+pub const MAX_BUCKETS: u64 = 1 << 28;
+/// The longest overflow chain followed before it is called a cycle or corruption.
+pub const MAX_CHAIN: u32 = 1 << 16;
+/// The most directory entries of a swiss map.
+pub const MAX_DIR: u64 = 1 << 24;
+
+/// Set by a front end (Ctrl-C in a debugger) to stop a long walk.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPT.load(Ordering::Relaxed)
+}
+
+/// One swiss table as the walk sees it.
+#[derive(Clone, Debug, Default)]
+pub struct TableInfo {
+    pub ordinal: usize,
+    pub addr: u64,
+    /// Directory indexes that point to this table: first and count.
+    pub dir_first: u64,
+    pub dir_count: u64,
+    pub used: u64,
+    pub capacity: u64,
+    pub growth_left: u64,
+    pub local_depth: u64,
+    pub index: i64,
+    pub groups: u64,
+    pub full: u64,
+    pub deleted: u64,
+}
+
+pub trait Visitor {
+    /// Wants live entries? The walk skips key/elem reads when not.
+    fn wants_entries(&self) -> bool {
+        false
+    }
+    /// A live entry's key and element bytes (after indirection). Return false for no more.
+    fn entry(&mut self, _key: &[u8], _elem: &[u8]) -> bool {
+        false
+    }
+    fn wants_buckets(&self) -> bool {
+        false
+    }
+    /// A classic bucket: `old` for the oldbuckets array, `chain` is 0 for the array bucket itself.
+    fn classic_bucket(&mut self, _old: bool, _index: u64, _chain: u32, _addr: u64, _tophash: &[u8; 8]) {}
+    fn swiss_table(&mut self, _t: &TableInfo) {}
+    /// A swiss group; `table` is None for a small map's single group.
+    fn swiss_group(&mut self, _table: Option<usize>, _group: u64, _addr: u64, _ctrl: &[u8; 8]) {}
+}
+
+/// A visitor that only collects health.
+pub struct NoVisit;
+impl Visitor for NoVisit {}
+
+#[derive(Clone, Debug, Default)]
+pub struct ClassicStats {
+    pub b: u64,
+    pub flags: u64,
+    pub noverflow: u64,
+    pub bucket_size: u64,
+    pub buckets: u64,
+    pub overflow_buckets: u64,
+    pub longest_chain: u64,
+    pub chains_with_overflow: u64,
+    pub oldbuckets: u64,
+    pub old_buckets: u64,
+    pub old_overflow_buckets: u64,
+    pub nevacuate: u64,
+    pub evacuated_old: u64,
+    pub same_size_grow: bool,
+    pub evacuated_slots: u64,
+    pub stale_buckets: u64,
+    pub stale_bytes: u64,
+    pub old_bytes: u64,
+    /// Tombstones in the worst chain and that chain's slots.
+    pub worst_chain_tombstones: u64,
+    pub worst_chain_slots: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SwissStats {
+    pub small: bool,
+    pub dir_len: u64,
+    pub global_depth: u64,
+    pub tables: u64,
+    pub groups: u64,
+    pub group_size: u64,
+    pub capacity: u64,
+    pub growth_left: u64,
+    pub stale_groups: u64,
+    pub stale_bytes: u64,
+    /// Tables whose growthLeft is 0 while they hold tombstones: the next insert rehashes them.
+    pub exhausted_tables: u64,
+    pub worst_table_deleted: u64,
+    pub worst_table_slots: u64,
+    pub worst_table_addr: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    pub imp: &'static str,
+    pub address: u64,
+    /// What the header says (hmap.count / Map.used).
+    pub len: u64,
+    pub slots: u64,
+    pub live: u64,
+    pub deleted: u64,
+    pub empty: u64,
+    pub bytes: u64,
+    pub writing: bool,
+    pub iterating: bool,
+    pub live_target: bool,
+    pub corrupt: Vec<String>,
+    pub classic: Option<ClassicStats>,
+    pub swiss: Option<SwissStats>,
+    pub interrupted: bool,
+}
+
+impl Health {
+    pub fn fill(&self) -> f64 {
+        if self.slots == 0 {
+            0.0
+        } else {
+            self.live as f64 / self.slots as f64
+        }
+    }
+
+    pub fn corrupt(&mut self, msg: impl Into<String>) {
+        if self.corrupt.len() < 32 {
+            self.corrupt.push(msg.into());
+        }
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("slots".into(), json!(self.slots));
+        m.insert("live".into(), json!(self.live));
+        m.insert("deleted".into(), json!(self.deleted));
+        m.insert("empty".into(), json!(self.empty));
+        m.insert("bytes".into(), json!(self.bytes));
+        m.insert("fill".into(), json!((self.fill() * 1e4).round() / 1e4));
+        if let Some(c) = &self.classic {
+            m.insert("B".into(), json!(c.b));
+            m.insert("flags".into(), json!(c.flags));
+            m.insert("buckets".into(), json!(c.buckets));
+            m.insert("bucket_size".into(), json!(c.bucket_size));
+            m.insert("overflow_buckets".into(), json!(c.overflow_buckets));
+            m.insert("noverflow".into(), json!(c.noverflow));
+            m.insert("longest_chain".into(), json!(c.longest_chain));
+            m.insert("growing".into(), json!(c.oldbuckets != 0));
+            m.insert("oldbuckets".into(), json!(format!("{:#x}", c.oldbuckets)));
+            m.insert("old_buckets".into(), json!(c.old_buckets));
+            m.insert("evacuated_old".into(), json!(c.evacuated_old));
+            m.insert("nevacuate".into(), json!(c.nevacuate));
+            m.insert("same_size_grow".into(), json!(c.same_size_grow));
+            m.insert("old_bytes".into(), json!(c.old_bytes));
+            m.insert("evacuated_slots".into(), json!(c.evacuated_slots));
+            m.insert("stale_buckets".into(), json!(c.stale_buckets));
+        }
+        if let Some(s) = &self.swiss {
+            m.insert("small".into(), json!(s.small));
+            m.insert("dir_len".into(), json!(s.dir_len));
+            m.insert("global_depth".into(), json!(s.global_depth));
+            m.insert("tables".into(), json!(s.tables));
+            m.insert("groups".into(), json!(s.groups));
+            m.insert("group_size".into(), json!(s.group_size));
+            m.insert("capacity".into(), json!(s.capacity));
+            m.insert("growth_left".into(), json!(s.growth_left));
+            m.insert("stale_groups".into(), json!(s.stale_groups));
+            m.insert("exhausted_tables".into(), json!(s.exhausted_tables));
+        }
+        Value::Object(m)
+    }
+}
+
+/// Walks the map at `addr` (the header's address) of type `m`.
+pub fn walk(t: &Target, m: &MapType, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
+    let mut h = match &m.imp {
+        Impl::Classic(c) => classic::walk(t, m, c, addr, v)?,
+        Impl::Swiss(s) => swiss::walk(t, m, s, addr, v)?,
+    };
+    h.live_target = t.mem.is_live();
+    h.interrupted = interrupted();
+    Ok(h)
+}
+
+/// Reads a slot's key or elem: in place, or behind a pointer for indirect slots.
+pub(crate) fn slot_bytes<'a>(
+    t: &Target,
+    inline: &'a [u8],
+    indirect: bool,
+    size: u64,
+    scratch: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
+    if !indirect {
+        return inline.get(..size as usize);
+    }
+    let p = crate::memory::le_uint(inline, 0, 8);
+    scratch.resize(size as usize, 0);
+    t.mem.read(p, scratch).ok()?;
+    Some(&scratch[..])
+}

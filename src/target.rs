@@ -1,0 +1,141 @@
+//! A target: one Go executable plus one memory source (core, live process or debugger), with the
+//! caches every command shares (map layouts, rendering plans, the module's type base).
+
+use crate::binary::{Binary, TypeId};
+use crate::error::{Error, Result};
+use crate::layout::{Impl, MapType};
+use crate::memory::{Memory, MemoryExt};
+use crate::value::Plans;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub struct Target {
+    pub bin: Arc<Binary>,
+    pub mem: Box<dyn Memory>,
+    /// Load bias: runtime address minus link-time address (non-zero for PIE).
+    pub bias: u64,
+    pub plans: Plans,
+    layouts: Mutex<HashMap<TypeId, Arc<MapType>>>,
+    types_base: OnceLock<Option<u64>>,
+}
+
+impl Target {
+    pub fn new(bin: Arc<Binary>, mem: Box<dyn Memory>) -> Target {
+        let bias = match (bin.image.pie, mem.aux_entry()) {
+            (true, Some(e)) => e.wrapping_sub(bin.image.entry),
+            _ => 0,
+        };
+        Target::with_bias(bin, mem, bias)
+    }
+
+    pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new() }
+    }
+
+    /// The layout of a map type, discovered once.
+    pub fn map_type(&self, id: TypeId) -> Result<Arc<MapType>> {
+        if let Some(m) = self.layouts.lock().ok().and_then(|l| l.get(&id).cloned()) {
+            return Ok(m);
+        }
+        let m = Arc::new(MapType::discover(&self.bin.dwarf, id)?);
+        if let Ok(mut l) = self.layouts.lock() {
+            l.insert(id, m.clone());
+        }
+        Ok(m)
+    }
+
+    /// The number of entries the header claims (hmap.count / Map.used).
+    pub fn map_len(&self, id: TypeId, addr: u64) -> Result<u64> {
+        if addr == 0 {
+            return Ok(0);
+        }
+        let m = self.map_type(id)?;
+        let f = match &m.imp {
+            Impl::Classic(c) => c.count,
+            Impl::Swiss(s) => s.used,
+        };
+        self.mem.uint_at(addr + f.offset, f.size)
+    }
+
+    /// Start of the module's type descriptors: interface type words are offsets from here.
+    pub fn types_base(&self) -> Option<u64> {
+        *self.types_base.get_or_init(|| {
+            let d = &self.bin.dwarf;
+            if let Some(g) = d.globals.get("runtime.firstmoduledata") {
+                if let Some(f) = d.field(g.ty, "types") {
+                    if let Ok(v) = self.mem.u64_at(g.addr.wrapping_add(self.bias) + f.offset) {
+                        if v != 0 {
+                            return Some(v);
+                        }
+                    }
+                }
+            }
+            self.bin.symbol("runtime.types").map(|a| a.wrapping_add(self.bias))
+        })
+    }
+
+    /// The concrete type descriptor of an itab.
+    pub fn itab_type(&self, itab: u64) -> Result<u64> {
+        let d = &self.bin.dwarf;
+        let off = ["internal/abi.ITab", "runtime.itab"]
+            .iter()
+            .filter_map(|n| d.named(n))
+            .find_map(|t| d.field(t, "Type").or_else(|| d.field(t, "_type")).map(|f| f.offset))
+            .unwrap_or(8);
+        self.mem.u64_at(itab + off)
+    }
+
+    /// Name and DWARF type of a runtime type descriptor.
+    pub fn runtime_type(&self, rtype: u64) -> (String, Option<TypeId>) {
+        let d = &self.bin.dwarf;
+        if let Some(base) = self.types_base() {
+            let off = rtype.wrapping_sub(base);
+            if let Some(&id) = d.by_runtime_type.get(&off) {
+                return (d.name_of(id).to_string(), Some(id));
+            }
+        }
+        let name = self.descriptor_name(rtype).unwrap_or_else(|| format!("type@{rtype:#x}"));
+        let id = d.named(&name);
+        (name, id)
+    }
+
+    /// Reads a type's name from its descriptor (abi.Type.Str, a name offset into the module).
+    fn descriptor_name(&self, rtype: u64) -> Option<String> {
+        let d = &self.bin.dwarf;
+        let t = ["internal/abi.Type", "runtime._type"].iter().find_map(|n| d.named(n))?;
+        let str_f = d.field(t, "Str").or_else(|| d.field(t, "str"))?;
+        let tflag_f = d.field(t, "TFlag").or_else(|| d.field(t, "tflag"))?;
+        let nameoff = self.mem.uint_at(rtype + str_f.offset, 4).ok()? as u32 as i32;
+        let tflag = self.mem.u8_at(rtype + tflag_f.offset).ok()?;
+        let base = self.types_base()?;
+        let at = base.wrapping_add(nameoff as i64 as u64);
+        let hdr = self.mem.bytes(at, 11).ok()?;
+        let (mut len, mut i) = (0usize, 1usize);
+        while i < hdr.len() {
+            len |= ((hdr[i] & 0x7f) as usize) << (7 * (i - 1));
+            if hdr[i] < 0x80 {
+                break;
+            }
+            i += 1;
+        }
+        if len > 1 << 16 {
+            return None;
+        }
+        let bytes = self.mem.bytes(at + i as u64 + 1, len).ok()?;
+        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        if tflag & 2 != 0 && s.starts_with('*') {
+            s.remove(0);
+        }
+        Some(s)
+    }
+
+    /// The runtime address of a package-level variable.
+    pub fn global_addr(&self, name: &str) -> Option<(u64, TypeId)> {
+        self.bin.dwarf.globals.get(name).map(|g| (g.addr.wrapping_add(self.bias), g.ty))
+    }
+
+    pub fn check_readable(&self, addr: u64, len: usize, what: &str) -> Result<()> {
+        let mut b = vec![0u8; len.min(64)];
+        self.mem.read(addr, &mut b).map_err(|e| Error::Expr(format!("{what}: {e}")))
+    }
+}

@@ -1,0 +1,554 @@
+//! Go values from a DWARF type and the bytes of the target, rendered as JSON (CONTRACT.md's rules)
+//! or as Go-like text. A type is compiled once into a [`Plan`]; rendering an entry then costs no
+//! DWARF look-ups and no allocation beyond the output buffer.
+
+use crate::binary::{Die, DwarfInfo, TypeId};
+use crate::memory::{le_uint, MemoryExt};
+use crate::target::Target;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// reflect.Kind values as the Go linker records them in DW_AT_go_kind.
+mod kind {
+    pub const BOOL: u8 = 1;
+    pub const INT: u8 = 2;
+    pub const INT64: u8 = 6;
+    pub const UINT: u8 = 7;
+    pub const UINTPTR: u8 = 12;
+    pub const FLOAT32: u8 = 13;
+    pub const FLOAT64: u8 = 14;
+    pub const COMPLEX64: u8 = 15;
+    pub const COMPLEX128: u8 = 16;
+    pub const ARRAY: u8 = 17;
+    pub const CHAN: u8 = 18;
+    pub const FUNC: u8 = 19;
+    pub const INTERFACE: u8 = 20;
+    pub const MAP: u8 = 21;
+    pub const PTR: u8 = 22;
+    pub const SLICE: u8 = 23;
+    pub const STRING: u8 = 24;
+    pub const STRUCT: u8 = 25;
+    pub const UNSAFE_POINTER: u8 = 26;
+}
+
+/// Limits on what one value may make us read or print.
+pub const MAX_STRING: u64 = 16 << 20;
+pub const MAX_ITEMS: u64 = 4096;
+const MAX_NESTING: u32 = 32;
+
+#[derive(Debug)]
+pub enum Plan {
+    Bool,
+    Int(usize),
+    Uint(usize),
+    F32,
+    F64,
+    C64,
+    C128,
+    Str { ptr: usize, len: usize },
+    /// Pointers, channels, funcs and unsafe.Pointer: shown as an address.
+    Addr,
+    Slice { elem: TypeId, elem_size: u64, array: usize, len: usize, cap: usize },
+    Array { elem: Box<Plan>, count: u64, stride: u64 },
+    Struct(Vec<(String, usize, Plan)>),
+    Iface { empty: bool },
+    Map(TypeId),
+    Unknown(String),
+}
+
+/// Compiles the rendering plan for a type.
+pub fn compile(d: &DwarfInfo, id: TypeId) -> Plan {
+    compile_depth(d, id, 0)
+}
+
+fn go_kind(d: &DwarfInfo, mut id: TypeId) -> (u8, TypeId) {
+    for _ in 0..16 {
+        let Some(t) = d.get(id) else { return (0, id) };
+        if t.go_kind != 0 {
+            return (t.go_kind & 0x1f, id);
+        }
+        match t.die {
+            Die::Typedef { target: Some(x) } => id = x,
+            _ => break,
+        }
+    }
+    (0, id)
+}
+
+fn compile_depth(d: &DwarfInfo, id: TypeId, depth: u32) -> Plan {
+    if depth > MAX_NESTING {
+        return Plan::Unknown("nesting too deep".into());
+    }
+    let (k, kid) = go_kind(d, id);
+    let size = d.size_of(id).unwrap_or(0) as usize;
+    let layout_id = d.strip_typedefs(kid);
+    let fld = |name: &str, default: usize| d.field(layout_id, name).map(|f| f.offset as usize).unwrap_or(default);
+    match k {
+        kind::BOOL => Plan::Bool,
+        kind::INT..=kind::INT64 => Plan::Int(size),
+        kind::UINT..=kind::UINTPTR => Plan::Uint(size),
+        kind::FLOAT32 => Plan::F32,
+        kind::FLOAT64 => Plan::F64,
+        kind::COMPLEX64 => Plan::C64,
+        kind::COMPLEX128 => Plan::C128,
+        kind::STRING => Plan::Str { ptr: fld("str", 0), len: fld("len", 8) },
+        kind::PTR | kind::CHAN | kind::FUNC | kind::UNSAFE_POINTER => Plan::Addr,
+        kind::MAP => Plan::Map(id),
+        kind::INTERFACE => {
+            let empty = d.field(layout_id, "_type").is_some() || d.name_of(kid).starts_with("interface {}");
+            Plan::Iface { empty }
+        }
+        kind::SLICE => {
+            let elem = d.get(kid).and_then(|t| t.go_elem).or_else(|| {
+                d.field(layout_id, "array").and_then(|f| d.pointee(f.ty))
+            });
+            match elem {
+                Some(e) => Plan::Slice {
+                    elem: e,
+                    elem_size: d.size_of(e).unwrap_or(0),
+                    array: fld("array", 0),
+                    len: fld("len", 8),
+                    cap: fld("cap", 16),
+                },
+                None => Plan::Unknown(d.name_of(id).to_string()),
+            }
+        }
+        kind::ARRAY => match d.get(layout_id).map(|t| &t.die) {
+            Some(Die::Array { elem: Some(e), count }) => Plan::Array {
+                elem: Box::new(compile_depth(d, *e, depth + 1)),
+                count: *count,
+                stride: d.size_of(*e).unwrap_or(0),
+            },
+            _ => Plan::Unknown(d.name_of(id).to_string()),
+        },
+        kind::STRUCT => match d.fields(layout_id) {
+            Some(fields) => Plan::Struct(
+                fields.iter().map(|f| (f.name.clone(), f.offset as usize, compile_depth(d, f.ty, depth + 1))).collect(),
+            ),
+            None => Plan::Unknown(d.name_of(id).to_string()),
+        },
+        _ => {
+            // Types without DW_AT_go_kind (synthesized runtime types): fall back to the DWARF shape.
+            match d.get(layout_id).map(|t| &t.die) {
+                Some(Die::Pointer { .. }) | Some(Die::Func) => Plan::Addr,
+                Some(Die::Base { encoding }) => match *encoding {
+                    2 => Plan::Bool,
+                    4 if size == 4 => Plan::F32,
+                    4 => Plan::F64,
+                    5 => Plan::Int(size),
+                    _ => Plan::Uint(size),
+                },
+                Some(Die::Struct { fields }) => Plan::Struct(
+                    fields.iter().map(|f| (f.name.clone(), f.offset as usize, compile_depth(d, f.ty, depth + 1))).collect(),
+                ),
+                _ => Plan::Unknown(d.name_of(id).to_string()),
+            }
+        }
+    }
+}
+
+/// Compiled plans, shared by every render of a session.
+#[derive(Default)]
+pub struct Plans {
+    cache: Mutex<HashMap<TypeId, Arc<Plan>>>,
+}
+
+impl Plans {
+    pub fn get(&self, d: &DwarfInfo, id: TypeId) -> Arc<Plan> {
+        if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return p;
+        }
+        let p = Arc::new(compile(d, id));
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(id, p.clone());
+        }
+        p
+    }
+}
+
+/// Output style.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Style {
+    Json,
+    Text,
+}
+
+/// Renders values of one target. Counts the values it could not read, for the `corrupt` finding.
+pub struct Renderer<'t> {
+    pub t: &'t Target,
+    pub style: Style,
+    /// How many levels of nested maps to expand (0: show address and len only).
+    pub map_depth: u32,
+    pub errors: std::cell::Cell<u64>,
+    pub first_error: std::cell::RefCell<Option<String>>,
+}
+
+impl<'t> Renderer<'t> {
+    pub fn new(t: &'t Target, style: Style, map_depth: u32) -> Self {
+        Renderer { t, style, map_depth, errors: Default::default(), first_error: Default::default() }
+    }
+
+    fn error(&self, out: &mut Vec<u8>, msg: String) {
+        self.errors.set(self.errors.get() + 1);
+        match self.style {
+            Style::Json => {
+                out.extend_from_slice(b"{\"error\":");
+                json_str(out, &msg);
+                out.push(b'}');
+            }
+            Style::Text => {
+                out.extend_from_slice(b"<");
+                out.extend_from_slice(msg.as_bytes());
+                out.extend_from_slice(b">");
+            }
+        }
+        let mut f = self.first_error.borrow_mut();
+        if f.is_none() {
+            *f = Some(msg);
+        }
+    }
+
+    /// Renders the value of type `ty` whose bytes are `b`.
+    pub fn value(&self, out: &mut Vec<u8>, ty: TypeId, b: &[u8]) {
+        let plan = self.t.plans.get(&self.t.bin.dwarf, ty);
+        self.plan(out, &plan, b, 0);
+    }
+
+    fn plan(&self, out: &mut Vec<u8>, p: &Plan, b: &[u8], depth: u32) {
+        let json = self.style == Style::Json;
+        match p {
+            Plan::Bool => out.extend_from_slice(if b.first().copied().unwrap_or(0) != 0 { b"true" } else { b"false" }),
+            Plan::Int(n) => {
+                let v = le_uint(b, 0, *n);
+                let shift = 64 - 8 * (*n).clamp(1, 8) as u32;
+                let v = ((v << shift) as i64) >> shift;
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+            Plan::Uint(n) => out.extend_from_slice(itoa::Buffer::new().format(le_uint(b, 0, *n)).as_bytes()),
+            Plan::F32 => float(out, f32::from_bits(le_uint(b, 0, 4) as u32) as f64, true, json),
+            Plan::F64 => float(out, f64::from_bits(le_uint(b, 0, 8)), false, json),
+            Plan::C64 | Plan::C128 => {
+                let (re, im, single) = if matches!(p, Plan::C64) {
+                    (f32::from_bits(le_uint(b, 0, 4) as u32) as f64, f32::from_bits(le_uint(b, 4, 4) as u32) as f64, true)
+                } else {
+                    (f64::from_bits(le_uint(b, 0, 8)), f64::from_bits(le_uint(b, 8, 8)), false)
+                };
+                if json {
+                    out.push(b'[');
+                    float(out, re, single, true);
+                    out.push(b',');
+                    float(out, im, single, true);
+                    out.push(b']');
+                } else {
+                    out.push(b'(');
+                    float(out, re, single, false);
+                    if !(im < 0.0) && !im.is_nan() {
+                        out.push(b'+');
+                    }
+                    float(out, im, single, false);
+                    out.extend_from_slice(b"i)");
+                }
+            }
+            Plan::Str { ptr, len } => {
+                let (p, n) = (le_uint(b, *ptr, 8), le_uint(b, *len, 8));
+                self.string(out, p, n);
+            }
+            Plan::Addr => hex(out, le_uint(b, 0, 8), json),
+            Plan::Map(id) => self.nested_map(out, *id, le_uint(b, 0, 8), depth),
+            Plan::Iface { empty } => self.iface(out, *empty, le_uint(b, 0, 8), le_uint(b, 8, 8), depth),
+            Plan::Slice { elem, elem_size, array, len, cap } => {
+                let (p, n, c) = (le_uint(b, *array, 8), le_uint(b, *len, 8), le_uint(b, *cap, 8));
+                self.slice(out, *elem, *elem_size, p, n, c, depth);
+            }
+            Plan::Array { elem, count, stride } => {
+                out.push(b'[');
+                let shown = (*count).min(MAX_ITEMS);
+                for i in 0..shown {
+                    if i > 0 {
+                        out.extend_from_slice(if json { b"," } else { b", " });
+                    }
+                    let at = (i * stride) as usize;
+                    let sub = b.get(at..at + *stride as usize).unwrap_or(&[]);
+                    self.plan(out, elem, sub, depth + 1);
+                }
+                if shown < *count {
+                    out.extend_from_slice(if json { b",\"...\"" } else { b", ..." });
+                }
+                out.push(b']');
+            }
+            Plan::Struct(fields) => {
+                out.push(b'{');
+                for (i, (name, off, fp)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(if json { b"," } else { b", " });
+                    }
+                    if json {
+                        json_str(out, name);
+                        out.push(b':');
+                    } else {
+                        out.extend_from_slice(name.as_bytes());
+                        out.extend_from_slice(b": ");
+                    }
+                    self.plan(out, fp, b.get(*off..).unwrap_or(&[]), depth + 1);
+                }
+                out.push(b'}');
+            }
+            Plan::Unknown(name) => self.error(out, format!("cannot render values of type {name}")),
+        }
+    }
+
+    fn string(&self, out: &mut Vec<u8>, p: u64, n: u64) {
+        if n == 0 {
+            out.extend_from_slice(b"\"\"");
+            return;
+        }
+        if n > MAX_STRING {
+            return self.error(out, format!("string of {n} bytes at {p:#x} is over the {} MiB limit", MAX_STRING >> 20));
+        }
+        match self.t.mem.bytes(p, n as usize) {
+            Ok(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(s) => json_str(out, s),
+                Err(_) if self.style == Style::Json => {
+                    out.extend_from_slice(b"{\"bytes\":\"");
+                    for &c in bytes.iter() {
+                        out.extend_from_slice(&HEX[c as usize]);
+                    }
+                    out.extend_from_slice(b"\"}");
+                }
+                Err(_) => go_quote_bytes(out, &bytes),
+            },
+            Err(e) => self.error(out, e.to_string()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn slice(&self, out: &mut Vec<u8>, elem: TypeId, elem_size: u64, p: u64, n: u64, c: u64, depth: u32) {
+        let json = self.style == Style::Json;
+        if json {
+            out.extend_from_slice(b"{\"len\":");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b",\"cap\":");
+            out.extend_from_slice(itoa::Buffer::new().format(c).as_bytes());
+            out.extend_from_slice(b",\"items\":");
+        }
+        if n > c || (n > 0 && p == 0) {
+            return self.error(out, format!("impossible slice: len {n}, cap {c}, array {p:#x}"));
+        }
+        let shown = n.min(MAX_ITEMS);
+        let plan = self.t.plans.get(&self.t.bin.dwarf, elem);
+        let bytes = match elem_size.checked_mul(shown) {
+            Some(total) if total as usize <= crate::memory::MAX_READ => self.t.mem.bytes(p, total as usize),
+            _ => Err(crate::error::Error::unreadable(p, usize::MAX, "slice too large")),
+        };
+        match bytes {
+            Ok(bytes) => {
+                out.push(b'[');
+                for i in 0..shown {
+                    if i > 0 {
+                        out.extend_from_slice(if json { b"," } else { b", " });
+                    }
+                    let at = (i * elem_size) as usize;
+                    self.plan(out, &plan, bytes.get(at..at + elem_size as usize).unwrap_or(&[]), depth + 1);
+                }
+                if shown < n {
+                    out.extend_from_slice(if json { b",\"...\"" } else { b", ..." });
+                }
+                out.push(b']');
+            }
+            Err(e) => self.error(out, e.to_string()),
+        }
+        if json {
+            out.push(b'}');
+        }
+    }
+
+    fn nested_map(&self, out: &mut Vec<u8>, id: TypeId, addr: u64, depth: u32) {
+        let json = self.style == Style::Json;
+        if self.map_depth > depth && addr != 0 {
+            // Expanded: the nested map's entries, as an object of key/value pairs list.
+            match crate::inspect::nested_entries(self, id, addr, depth + 1, out) {
+                Ok(()) => return,
+                Err(e) => return self.error(out, e.to_string()),
+            }
+        }
+        let len = self.t.map_len(id, addr);
+        match len {
+            Ok(len) => {
+                if json {
+                    out.extend_from_slice(b"{\"address\":");
+                    hex(out, addr, true);
+                    out.extend_from_slice(b",\"len\":");
+                    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+                    out.push(b'}');
+                } else {
+                    out.extend_from_slice(b"map[len=");
+                    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+                    out.extend_from_slice(b" at ");
+                    hex(out, addr, false);
+                    out.push(b']');
+                }
+            }
+            Err(e) => self.error(out, e.to_string()),
+        }
+    }
+
+    fn iface(&self, out: &mut Vec<u8>, empty: bool, word0: u64, data: u64, depth: u32) {
+        let json = self.style == Style::Json;
+        if word0 == 0 {
+            out.extend_from_slice(if json { b"null" } else { b"nil" });
+            return;
+        }
+        let rtype = if empty { Ok(word0) } else { self.t.itab_type(word0) };
+        let rtype = match rtype {
+            Ok(r) => r,
+            Err(e) => return self.error(out, e.to_string()),
+        };
+        let (name, ty) = self.t.runtime_type(rtype);
+        if json {
+            out.extend_from_slice(b"{\"type\":");
+            json_str(out, &name);
+            out.extend_from_slice(b",\"value\":");
+        } else {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'(');
+        }
+        match ty {
+            Some(ty) => {
+                let d = &self.t.bin.dwarf;
+                let size = d.size_of(ty).unwrap_or(0);
+                if direct_iface(d, ty, 0) {
+                    self.value_depth(out, ty, &data.to_le_bytes(), depth + 1);
+                } else if size == 0 {
+                    self.value_depth(out, ty, &[], depth + 1);
+                } else {
+                    match self.t.mem.bytes(data, size as usize) {
+                        Ok(b) => self.value_depth(out, ty, &b, depth + 1),
+                        Err(e) => self.error(out, e.to_string()),
+                    }
+                }
+            }
+            None => hex(out, data, json),
+        }
+        out.push(if json { b'}' } else { b')' });
+    }
+
+    fn value_depth(&self, out: &mut Vec<u8>, ty: TypeId, b: &[u8], depth: u32) {
+        if depth > MAX_NESTING {
+            return self.error(out, "value nested too deeply".into());
+        }
+        let plan = self.t.plans.get(&self.t.bin.dwarf, ty);
+        self.plan(out, &plan, b, depth);
+    }
+}
+
+/// Whether the runtime stores a value of this type directly in an interface's data word
+/// (pointer-shaped types), as the compiler decides it.
+fn direct_iface(d: &DwarfInfo, id: TypeId, depth: u32) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let (k, kid) = go_kind(d, id);
+    match k {
+        kind::PTR | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER => true,
+        kind::STRUCT => match d.fields(kid) {
+            Some([f]) => direct_iface(d, f.ty, depth + 1),
+            _ => false,
+        },
+        kind::ARRAY => match d.get(d.strip_typedefs(kid)).map(|t| &t.die) {
+            Some(Die::Array { elem: Some(e), count: 1 }) => direct_iface(d, *e, depth + 1),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+static HEX: [[u8; 2]; 256] = {
+    let digits = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [digits[i >> 4], digits[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+pub fn hex(out: &mut Vec<u8>, v: u64, quoted: bool) {
+    if quoted {
+        out.push(b'"');
+    }
+    out.extend_from_slice(format!("{v:#x}").as_bytes());
+    if quoted {
+        out.push(b'"');
+    }
+}
+
+pub fn float(out: &mut Vec<u8>, v: f64, single: bool, json: bool) {
+    let special: Option<&[u8]> = if v.is_nan() {
+        Some(b"NaN")
+    } else if v == f64::INFINITY {
+        Some(b"+Inf")
+    } else if v == f64::NEG_INFINITY {
+        Some(b"-Inf")
+    } else {
+        None
+    };
+    match special {
+        Some(s) => {
+            if json {
+                out.push(b'"');
+            }
+            out.extend_from_slice(s);
+            if json {
+                out.push(b'"');
+            }
+        }
+        None => {
+            let mut buf = ryu::Buffer::new();
+            let s = if single { buf.format_finite(v as f32) } else { buf.format_finite(v) };
+            out.extend_from_slice(s.strip_suffix(".0").unwrap_or(s).as_bytes());
+        }
+    }
+}
+
+/// A JSON string literal (also used for valid UTF-8 strings in text output).
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match c {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// A Go-quoted string for bytes that are not valid UTF-8 ("\xff" escapes).
+fn go_quote_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'"');
+    for chunk in b.utf8_chunks() {
+        let v = chunk.valid();
+        let mut tmp = Vec::new();
+        json_str(&mut tmp, v);
+        out.extend_from_slice(&tmp[1..tmp.len() - 1]);
+        for &c in chunk.invalid() {
+            out.extend_from_slice(b"\\x");
+            out.extend_from_slice(&HEX[c as usize]);
+        }
+    }
+    out.push(b'"');
+}
