@@ -11,7 +11,8 @@
 #   ${GOMAP_CACHE:-~/.cache/gomap}/fixtures/<hash>/<tag>/{maps,core,truth.json,truth.json.big.json,build.json,run.log}
 #   ${GOMAP_CACHE}/fixtures/<hash>/matrix.json and the symlink ${GOMAP_CACHE}/fixtures/current -> <hash>
 # <hash> covers fixtures/maps/*, this script and GOMAP_BIG (bigMap size, default 1000000).
-# Env: GOMAP_JOBS (parallel tags, default 2), GOMAP_CORE_TIMEOUT (seconds to wait for the truth, default 180).
+# Env: GOMAP_JOBS (parallel tags, default 2), GOMAP_CORE_TIMEOUT (seconds to wait for the truth, default 180),
+#      GOMAP_KEEP (fixture sets kept, default 2: the current one and the previous).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -196,5 +197,8 @@ status=0
 printf '%s\n' "${TAGS[@]}" | xargs -P "${GOMAP_JOBS:-2}" -I{} "$0" --one "$FIXDIR" {} || status=1
 write_matrix
 ln -sfn "$HASH" "$CACHE/fixtures/current.tmp" && mv -T "$CACHE/fixtures/current.tmp" "$CACHE/fixtures/current"
+# Keep the newest ${GOMAP_KEEP:-2} fixture sets (each is ~0.7 GB of sparse cores).
+ls -1dt "$CACHE/fixtures"/*/ 2>/dev/null | sed 's:/$::' | grep -v "/$HASH\$" | grep -E '/[0-9a-f]{16}$' \
+    | tail -n +"${GOMAP_KEEP:-2}" | while read -r old; do rm -rf -- "$old"; done
 echo "fixtures: $FIXDIR (matrix.json; also $CACHE/fixtures/current)"
 [ $status = 0 ] || die "some tags failed"

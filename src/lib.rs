@@ -33,6 +33,11 @@ pub fn open_target(binary: Option<&Path>, core: Option<&Path>, pid: Option<u32>)
         (None, None) => return Err(Error::Usage("--binary BIN is required (with --core CORE or --pid PID)".into())),
     };
     let bin = Arc::new(binary::Binary::open(&exe_path)?);
+    open_target_with(bin, core, pid)
+}
+
+/// Opens a target over an already parsed executable.
+pub fn open_target_with(bin: Arc<binary::Binary>, core: Option<&Path>, pid: Option<u32>) -> Result<Target> {
     let mem: Box<dyn memory::Memory> = match (core, pid) {
         (Some(c), _) => Box::new(memory::core::CoreMemory::open(c, Some(bin.image.clone()))?),
         (None, Some(p)) => {

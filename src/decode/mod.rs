@@ -24,8 +24,28 @@ pub const MAX_DIR: u64 = 1 << 24;
 /// Set by a front end (Ctrl-C in a debugger) to stop a long walk.
 pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
+static HOOK: std::sync::Mutex<Option<fn() -> bool>> = std::sync::Mutex::new(None);
+
+/// A front end's own interrupt poll (Python's signal flag inside gdb), consulted by `interrupted`.
+pub fn set_interrupt_hook(hook: Option<fn() -> bool>) {
+    if let Ok(mut h) = HOOK.lock() {
+        *h = hook;
+    }
+}
+
+/// Whether the user asked to stop. Walks call this once per bulk read, never per slot.
 pub fn interrupted() -> bool {
-    INTERRUPT.load(Ordering::Relaxed)
+    if INTERRUPT.load(Ordering::Relaxed) {
+        return true;
+    }
+    let hook = HOOK.lock().ok().and_then(|h| *h);
+    if let Some(f) = hook {
+        if f() {
+            INTERRUPT.store(true, Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
 }
 
 /// One swiss table as the walk sees it.

@@ -1,0 +1,262 @@
+//! The Python module `_gomap`, loaded by the gdb and LLDB front ends (python/gomap_common.py).
+//!
+//! It exposes the same subcommands as the CLI (parsed by the same clap grammar), over either a
+//! file-backed target (core file or /proc/PID/mem: the fast path) or the debugger's own memory
+//! callback. Every entry point is an error boundary: Rust errors and panics become `GomapError`
+//! with one line of text, never an abort of the debugger.
+
+use crate::binary::Binary;
+use crate::cli::DebuggerCli;
+use crate::decode;
+use crate::error::{Error, Result};
+use crate::inspect;
+use crate::memory::{core::CoreMemory, live::LiveMemory, CallbackMemory, Memory};
+use crate::target::Target;
+use crate::value::{Renderer, Style};
+use clap::Parser;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+create_exception!(_gomap, GomapError, PyException, "A gomap error: one line saying what is wrong.");
+
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(GomapError::new_err(e.to_string())),
+        Err(p) => {
+            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Err(GomapError::new_err(format!("internal error: {msg} (please report it)")))
+        }
+    }
+}
+
+/// Ctrl-C in the debugger sets Python's signal flag; the walk polls it through this hook.
+fn poll_python_signals() -> bool {
+    static TICK: AtomicU32 = AtomicU32::new(0);
+    if TICK.fetch_add(1, Ordering::Relaxed) % 8 != 0 {
+        return false;
+    }
+    Python::attach(|py| py.check_signals().is_err())
+}
+
+#[pyclass(frozen)]
+struct Session {
+    t: Arc<Target>,
+}
+
+/// Parsed executables, kept across commands: a debugger session runs many commands on one binary,
+/// and DWARF discovery is the slowest part of start-up. Keyed by path, size and mtime.
+fn open_binary(path: &str) -> Result<Arc<Binary>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Key = (String, u64, Option<std::time::SystemTime>);
+    static CACHE: Mutex<Option<HashMap<Key, Arc<Binary>>>> = Mutex::new(None);
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(Path::new(path), e))?;
+    let key = (path.to_string(), meta.len(), meta.modified().ok());
+    if let Some(b) = CACHE.lock().ok().and_then(|c| c.as_ref().and_then(|m| m.get(&key).cloned())) {
+        return Ok(b);
+    }
+    let b = Arc::new(Binary::open(Path::new(path))?);
+    if let Ok(mut c) = CACHE.lock() {
+        let m = c.get_or_insert_with(HashMap::new);
+        if m.len() > 8 {
+            m.clear();
+        }
+        m.insert(key, b.clone());
+    }
+    Ok(b)
+}
+
+#[pymethods]
+impl Session {
+    /// Session.open(binary, core=None, pid=None): read a core file or a live process directly.
+    #[staticmethod]
+    #[pyo3(signature = (binary, core=None, pid=None))]
+    fn open(binary: &str, core: Option<&str>, pid: Option<u32>) -> PyResult<Session> {
+        guard(|| {
+            let bin = open_binary(binary)?;
+            let t = crate::open_target_with(bin, core.map(Path::new), pid)?;
+            Ok(Session { t: Arc::new(t) })
+        })
+    }
+
+    /// Session.with_reader(binary, read, entry=None, bias=None, name="debugger"): memory through a
+    /// callback read(addr, size) -> bytes that raises on unreadable memory.
+    #[staticmethod]
+    #[pyo3(signature = (binary, read, entry=None, bias=None, name="debugger".to_string()))]
+    fn with_reader(binary: &str, read: Py<PyAny>, entry: Option<u64>, bias: Option<u64>, name: String) -> PyResult<Session> {
+        guard(|| {
+            let bin = open_binary(binary)?;
+            let mem = CallbackMemory::new(name, entry, move |addr, size| {
+                Python::attach(|py| {
+                    let r = read.call1(py, (addr, size)).map_err(|e| Error::unreadable(addr, size, e.value(py).to_string()))?;
+                    let b = r.cast_bound::<PyBytes>(py).map_err(|_| Error::unreadable(addr, size, "reader did not return bytes"))?;
+                    Ok(b.as_bytes().to_vec())
+                })
+            });
+            let mem: Box<dyn Memory> = Box::new(mem);
+            let t = match bias {
+                Some(b) => Target::with_bias(bin, mem, b),
+                None => Target::new(bin, mem),
+            };
+            Ok(Session { t: Arc::new(t) })
+        })
+    }
+
+    /// run(argv, resolver=None) -> (exit_status, output). `resolver(expr)` returns
+    /// (header_address, map_type_name) or None to let gomap resolve the name from DWARF.
+    #[pyo3(signature = (argv, resolver=None))]
+    fn run(&self, py: Python<'_>, argv: Vec<String>, resolver: Option<Py<PyAny>>) -> PyResult<(i32, String)> {
+        let cmd = match DebuggerCli::try_parse_from(&argv) {
+            Ok(c) => c.cmd,
+            Err(e) => {
+                use clap::error::ErrorKind;
+                let text = e.render().to_string();
+                return match e.kind() {
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Ok((0, text)),
+                    _ => Err(GomapError::new_err(text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string())),
+                };
+            }
+        };
+        let res = resolver.map(|r| {
+            move |expr: &str| -> Result<Option<(u64, String)>> {
+                Python::attach(|py| {
+                    let v = r.call1(py, (expr,)).map_err(|e| Error::Expr(e.value(py).to_string()))?;
+                    if v.is_none(py) {
+                        return Ok(None);
+                    }
+                    let (a, t): (u64, String) = v.extract(py).map_err(|_| Error::Expr(format!("{expr}: resolver returned a bad value")))?;
+                    Ok(Some((a, t)))
+                })
+            }
+        });
+        let t = self.t.clone();
+        let _ = py;
+        let out = guard(|| {
+            let mut buf: Vec<u8> = Vec::new();
+            decode::set_interrupt_hook(Some(poll_python_signals));
+            let r = inspect::run(&t, &cmd, res.as_ref().map(|f| f as &dyn Fn(&str) -> Result<Option<(u64, String)>>), &mut buf);
+            decode::set_interrupt_hook(None);
+            if decode::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            Ok((r?, String::from_utf8_lossy(&buf).into_owned()))
+        });
+        out
+    }
+
+    /// summary(addr, type_name, limit) -> (len, impl, [(key_text, value_text)], more):
+    /// for pretty-printers and LLDB children.
+    fn summary(&self, addr: u64, type_name: &str, limit: u64) -> PyResult<(u64, String, Vec<(String, String)>, bool)> {
+        guard(|| {
+            let r = inspect::resolve(&self.t, &format!("{addr:#x}"), Some(type_name), None)?;
+            let m = self.t.map_type(r.ty)?;
+            let rend = Renderer::new(&self.t, Style::Text, 0);
+            let mut v = Pairs { r: &rend, key: m.key, elem: m.elem, limit, items: Vec::new(), more: false };
+            let h = decode::walk(&self.t, &m, addr, &mut v)?;
+            let (items, more) = (v.items, v.more);
+            Ok((h.len, m.imp.name().to_string(), items, more))
+        })
+    }
+
+    /// Whether a type name is a Go map type in this binary.
+    fn is_map_type(&self, type_name: &str) -> bool {
+        self.t.bin.dwarf.named(type_name).map(|id| self.t.map_type(id).is_ok()).unwrap_or(false)
+    }
+
+    /// Names of package-level variables that hold maps (for tab completion).
+    fn map_globals(&self) -> Vec<String> {
+        let d = &self.t.bin.dwarf;
+        d.globals.values().filter(|g| d.get(g.ty).map(|t| t.go_key.is_some() || t.go_kind & 0x1f == 21).unwrap_or(false)).map(|g| g.name.clone()).collect()
+    }
+
+    /// Link-time address of a package-level variable (front ends compute PIE bias from it).
+    fn dwarf_address(&self, name: &str) -> Option<u64> {
+        self.t.bin.dwarf.globals.get(name).map(|g| g.addr)
+    }
+
+    /// Type name of a package-level variable.
+    fn global_type(&self, name: &str) -> Option<String> {
+        let d = &self.t.bin.dwarf;
+        d.globals.get(name).map(|g| d.name_of(g.ty).to_string())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({}), memory: {}", self.t.bin.path.display(), self.t.bin.build.raw, self.t.mem.describe())
+    }
+
+    fn go_version(&self) -> String {
+        self.t.bin.build.version.clone()
+    }
+}
+
+struct Pairs<'a, 'r> {
+    r: &'a Renderer<'r>,
+    key: u64,
+    elem: u64,
+    limit: u64,
+    items: Vec<(String, String)>,
+    more: bool,
+}
+
+impl decode::Visitor for Pairs<'_, '_> {
+    fn wants_entries(&self) -> bool {
+        true
+    }
+    fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
+        if self.items.len() as u64 >= self.limit {
+            self.more = true;
+            return false;
+        }
+        let (mut kb, mut eb) = (Vec::new(), Vec::new());
+        self.r.value(&mut kb, self.key, k);
+        self.r.value(&mut eb, self.elem, e);
+        self.items.push((String::from_utf8_lossy(&kb).into_owned(), String::from_utf8_lossy(&eb).into_owned()));
+        true
+    }
+}
+
+/// Parses argv and returns the help text (for `help gomap` and completion), or None.
+#[pyfunction]
+fn help_text(argv: Vec<String>) -> Option<String> {
+    match DebuggerCli::try_parse_from(argv.iter().chain([&"--help".to_string()])) {
+        Ok(_) => None,
+        Err(e) => Some(e.render().to_string()),
+    }
+}
+
+/// Subcommand names, for completion.
+#[pyfunction]
+fn subcommands() -> Vec<&'static str> {
+    vec!["show", "buckets", "check", "maps", "layout"]
+}
+
+/// Checks that a core file opens (for the debugger fast path), without keeping it.
+#[pyfunction]
+fn probe_core(core: &str) -> bool {
+    CoreMemory::open(Path::new(core), None).is_ok()
+}
+
+/// Whether a pid's memory is readable by us.
+#[pyfunction]
+fn probe_pid(pid: u32) -> bool {
+    LiveMemory::open(pid).is_ok()
+}
+
+#[pymodule]
+fn _gomap(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Session>()?;
+    m.add("GomapError", m.py().get_type::<GomapError>())?;
+    m.add_function(wrap_pyfunction!(help_text, m)?)?;
+    m.add_function(wrap_pyfunction!(subcommands, m)?)?;
+    m.add_function(wrap_pyfunction!(probe_core, m)?)?;
+    m.add_function(wrap_pyfunction!(probe_pid, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

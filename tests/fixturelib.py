@@ -1,0 +1,283 @@
+"""Helpers for gomap's test suites: the fixture matrix, ground truth, and live fixture processes.
+
+Python 3 standard library only. The fixtures themselves are built by scripts/fixtures.sh into
+${GOMAP_CACHE:-~/.cache/gomap}/fixtures/<hash>/<tag>/ (binary `maps`, kernel `core`, `truth.json`,
+`truth.json.big.json`, `build.json`); see that script's --help.
+
+Environment: GOMAP_CACHE (cache root), GOMAP_TAGS (comma list restricting the matrix).
+"""
+
+import ctypes
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES_SH = os.path.join(REPO, "scripts", "fixtures.sh")
+CACHE = os.environ.get("GOMAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gomap")
+
+
+class FixturesMissing(RuntimeError):
+    """The fixture matrix (or a requested tag) has not been built."""
+
+
+# ---- the matrix ---------------------------------------------------------------------------------
+
+def _run_script(*args: str, timeout: float = 60) -> str:
+    env = dict(os.environ, GOMAP_CACHE=CACHE)
+    r = subprocess.run([FIXTURES_SH, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=timeout)
+    if r.returncode != 0:
+        raise FixturesMissing("scripts/fixtures.sh %s failed: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def tag_specs() -> List[Dict[str, Any]]:
+    """Every tag of the matrix and what it is ({"tag","impl","go","goexperiment","pie","cgo"}),
+    restricted by GOMAP_TAGS; builds nothing."""
+    specs = [json.loads(line) for line in _run_script("--specs").splitlines() if line.strip()]
+    wanted = selected_tags()
+    if wanted is not None:
+        known = {s["tag"] for s in specs}
+        unknown = [t for t in wanted if t not in known]
+        if unknown:
+            raise FixturesMissing("GOMAP_TAGS names unknown tags %s (known: %s)" % (unknown, sorted(known)))
+        specs = [s for s in specs if s["tag"] in wanted]
+    return specs
+
+
+def all_tags(impl: Optional[str] = None) -> List[str]:
+    """Tag names (restricted by GOMAP_TAGS), optionally only those of one impl ("classic"/"swiss")."""
+    return [s["tag"] for s in tag_specs() if impl is None or s["impl"] == impl]
+
+
+def selected_tags() -> Optional[List[str]]:
+    raw = os.environ.get("GOMAP_TAGS", "").strip()
+    if not raw:
+        return None
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+def fixture_dir() -> str:
+    """The fixture set for the current sources (it may not be built yet)."""
+    return _run_script("--dir").strip()
+
+
+def _read_matrix(d: str) -> List[Dict[str, Any]]:
+    path = os.path.join(d, "matrix.json")
+    if not os.path.exists(path):
+        raise FixturesMissing("no %s: run scripts/fixtures.sh" % path)
+    with open(path) as f:
+        rows = json.load(f)
+    out = []
+    for row in rows:
+        # Paths are rebuilt from the directory actually read, so a moved cache still works.
+        tdir = os.path.join(d, row["tag"])
+        row = dict(row, dir=tdir, binary=os.path.join(tdir, "maps"), core=os.path.join(tdir, "core"),
+                   truth=os.path.join(tdir, "truth.json"), big_truth=os.path.join(tdir, "truth.json.big.json"))
+        out.append(row)
+    return out
+
+
+def matrix(tags: Optional[Iterable[str]] = None, current: bool = False) -> List[Dict[str, Any]]:
+    """Built fixtures as dicts: tag, impl, go, go_version, goexperiment, pie, cgo, big, pid, dir,
+    binary, core, truth, big_truth (absolute paths). Restricted to `tags`, else to GOMAP_TAGS.
+    current=True reads ${GOMAP_CACHE}/fixtures/current (the last build) instead of the set that
+    matches the current sources. Raises FixturesMissing when a requested tag is not built."""
+    d = os.path.join(CACHE, "fixtures", "current") if current else fixture_dir()
+    rows = _read_matrix(os.path.realpath(d))
+    wanted = list(tags) if tags is not None else selected_tags()
+    if wanted is None:
+        wanted = all_tags()
+    by_tag = {r["tag"]: r for r in rows}
+    missing = [t for t in wanted if t not in by_tag]
+    if missing:
+        raise FixturesMissing("fixtures not built for %s in %s: run scripts/fixtures.sh --tags %s"
+                              % (missing, d, ",".join(missing)))
+    return [by_tag[t] for t in wanted]
+
+
+def fixture(tag: str) -> Dict[str, Any]:
+    return matrix([tag])[0]
+
+
+def ensure_matrix(tags: Optional[Iterable[str]] = None, timeout: float = 1800) -> List[Dict[str, Any]]:
+    """matrix(), building what is missing with scripts/fixtures.sh first (slow only the first time)."""
+    wanted = list(tags) if tags is not None else (selected_tags() or all_tags())
+    try:
+        return matrix(wanted)
+    except FixturesMissing:
+        pass
+    env = dict(os.environ, GOMAP_CACHE=CACHE)
+    r = subprocess.run([FIXTURES_SH, "--tags", ",".join(wanted)], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
+    if r.returncode != 0:
+        raise FixturesMissing("scripts/fixtures.sh --tags %s failed:\n%s" % (",".join(wanted), r.stdout[-4000:]))
+    return matrix(wanted)
+
+
+# ---- ground truth ---------------------------------------------------------------------------------
+
+def load_truth(path: str, big: bool = False) -> Dict[str, Any]:
+    """A truth.json document: {"go_version","pid","impl","cgo","big_truth","maps": {EXPR: {...}}}.
+    Each map: type, address ("0x..."), len, entries [{"key","value"}], expect_classic, expect_swiss
+    (finding kinds that must be reported), facts (what the fixture measured in memory).
+    big=True merges the maps of the .big.json companion (main.bigMap, 1M entries by default)."""
+    with open(path) as f:
+        doc = json.load(f)
+    if big:
+        bpath = os.path.join(os.path.dirname(path), doc.get("big_truth") or os.path.basename(path) + ".big.json")
+        with open(bpath) as f:
+            doc["maps"].update(json.load(f)["maps"])
+    return doc
+
+
+def expected_findings(truth_map: Dict[str, Any], impl: str) -> List[str]:
+    return list(truth_map["expect_" + impl])
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+        return v
+    if isinstance(v, float):
+        # Compare floats by value: 1.0 == 1 and -0.0 == 0 (Go's encoder writes float 1 as `1`,
+        # which Python reads as int). Integers stay exact (no float rounding of big ints).
+        if math.isfinite(v) and v.is_integer():
+            return int(v)
+        return v
+    if isinstance(v, list):
+        return [_norm(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    return v
+
+
+def canonical(value: Any) -> str:
+    """One value as canonical JSON text (see canonical_entries)."""
+    return json.dumps(_norm(value), sort_keys=True, separators=(",", ":"))
+
+
+def canonical_entries(entries: Iterable[Dict[str, Any]]) -> List[str]:
+    """Sorted canonical JSON strings of {"key","value"} pairs: compare two renderings of a map with ==
+    (a multiset: the two NaN keys of floatMap stay two entries). Extra fields are ignored."""
+    return sorted(canonical({"key": e["key"], "value": e["value"]}) for e in entries)
+
+
+def diff_entries(expected: Iterable[Dict[str, Any]], got: Iterable[Dict[str, Any]], limit: int = 10) -> str:
+    """A short human-readable difference between two entry lists ("" when equal)."""
+    from collections import Counter
+    a, b = Counter(canonical_entries(expected)), Counter(canonical_entries(got))
+    missing, extra = list((a - b).elements()), list((b - a).elements())
+    if not missing and not extra:
+        return ""
+    lines = ["%d missing, %d unexpected" % (len(missing), len(extra))]
+    lines += ["  - " + m for m in missing[:limit]] + ["  + " + x for x in extra[:limit]]
+    return "\n".join(lines)
+
+
+# ---- live fixture processes --------------------------------------------------------------------
+
+class Live(NamedTuple):
+    pid: int
+    truth: Dict[str, Any]
+    paths: Dict[str, str]   # tag, binary, dir (temp cwd), truth, big_truth, log
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    # Die with the parent (even if it is SIGKILLed) and never leave a core behind.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass
+    try:
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except Exception:
+        pass
+
+
+class LiveFixture:
+    """Run a fixture binary, wait for its truth, yield Live(pid, truth, paths); SIGKILL it on exit.
+
+        with LiveFixture("go1.26") as (pid, truth, paths):
+            ...  # inspect /proc/<pid>/mem, attach gdb, run the CLI with --pid
+
+    `tag` may also be a matrix row (dict). big sets GOMAP_BIG (bigMap size; default 1000 here to keep
+    start-up fast; pass 1000000 for the cores' size). big_truth=True merges the .big.json maps.
+    The process is started in a fresh temp dir, in its own session, with PR_SET_PDEATHSIG so it dies
+    even if the test runner is killed. Note: it is tied to the *thread* that started it.
+    """
+
+    def __init__(self, tag, big: int = 1000, timeout: float = 120, big_truth: bool = False,
+                 env: Optional[Dict[str, str]] = None):
+        self.row = tag if isinstance(tag, dict) else fixture(tag)
+        self.big, self.timeout, self.big_truth, self.extra_env = big, timeout, big_truth, env or {}
+        self.proc: Optional[subprocess.Popen] = None
+        self.tmp: Optional[str] = None
+
+    def __enter__(self) -> Live:
+        self.tmp = tempfile.mkdtemp(prefix="gomap-live-%s-" % self.row["tag"])
+        truth = os.path.join(self.tmp, "truth.json")
+        log = os.path.join(self.tmp, "stderr.log")
+        env = dict(os.environ, GOMAP_TRUTH=truth, GOMAP_BIG=str(self.big), GOTRACEBACK="all")
+        env.update(self.extra_env)
+        try:
+            with open(log, "w") as logf:
+                self.proc = subprocess.Popen([self.row["binary"]], cwd=self.tmp, env=env,
+                                             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                             preexec_fn=_child_setup, start_new_session=True)
+            deadline = time.monotonic() + self.timeout
+            while not os.path.exists(truth):
+                if self.proc.poll() is not None:
+                    raise RuntimeError("fixture %s exited with %s before writing its truth: %s"
+                                       % (self.row["tag"], self.proc.returncode, _tail(log)))
+                if time.monotonic() > deadline:
+                    raise RuntimeError("fixture %s wrote no truth within %ss" % (self.row["tag"], self.timeout))
+                time.sleep(0.02)
+            doc = load_truth(truth, big=self.big_truth)
+            if doc["pid"] != self.proc.pid:
+                raise RuntimeError("truth pid %s != started pid %s" % (doc["pid"], self.proc.pid))
+        except BaseException:
+            self._cleanup()
+            raise
+        paths = {"tag": self.row["tag"], "binary": self.row["binary"], "dir": self.tmp, "truth": truth,
+                 "big_truth": truth + ".big.json", "log": log}
+        return Live(self.proc.pid, doc, paths)
+
+    def __exit__(self, *exc) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    self.proc.kill()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+
+def _tail(path: str, n: int = 2000) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-n:]
+    except OSError:
+        return ""
