@@ -198,7 +198,9 @@ printf '%s\n' "${TAGS[@]}" | xargs -P "${GOMAP_JOBS:-2}" -I{} "$0" --one "$FIXDI
 write_matrix
 ln -sfn "$HASH" "$CACHE/fixtures/current.tmp" && mv -T "$CACHE/fixtures/current.tmp" "$CACHE/fixtures/current"
 # Keep the newest ${GOMAP_KEEP:-2} fixture sets (each is ~0.7 GB of sparse cores).
-ls -1dt "$CACHE/fixtures"/*/ 2>/dev/null | sed 's:/$::' | grep -v "/$HASH\$" | grep -E '/[0-9a-f]{16}$' \
-    | tail -n +"${GOMAP_KEEP:-2}" | while read -r old; do rm -rf -- "$old"; done
+for old in $( (ls -1dt "$CACHE/fixtures"/*/ 2>/dev/null || true) | sed 's:/$::' \
+        | (grep -E '/[0-9a-f]{16}$' || true) | (grep -v "/$HASH\$" || true) | tail -n +"${GOMAP_KEEP:-2}"); do
+    rm -rf -- "$old"
+done
 echo "fixtures: $FIXDIR (matrix.json; also $CACHE/fixtures/current)"
 [ $status = 0 ] || die "some tags failed"

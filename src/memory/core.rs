@@ -1,0 +1,220 @@
+//! ELF core files, memory-mapped. Segments the kernel did not dump (read-only file-backed mappings)
+//! are read from the executable, so string literals and type descriptors resolve.
+
+use super::exe::ExeImage;
+use super::Memory;
+use crate::error::{Error, Result};
+use memmap2::Mmap;
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+use std::path::Path;
+
+const NT_FILE: u32 = 0x4649_4c45;
+const AT_ENTRY: u64 = 9;
+
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    vaddr: u64,
+    memsz: u64,
+    offset: u64,
+    filesz: u64,
+}
+
+/// One NT_FILE entry: a file mapped into the process when it dumped.
+#[derive(Clone, Debug)]
+pub struct FileMapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: String,
+}
+
+pub struct CoreMemory {
+    map: Mmap,
+    segs: Vec<Seg>,
+    pub files: Vec<FileMapping>,
+    entry: Option<u64>,
+    exe: Option<(ExeImage, u64)>,
+    path: String,
+}
+
+impl CoreMemory {
+    /// Opens a core. With `exe`, bytes missing from the core are read from the executable, and the
+    /// core is checked to belong to it.
+    pub fn open(path: &Path, exe: Option<ExeImage>) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the mapping is read-only and private; a core being rewritten under us would only
+        // give wrong bytes, which every decoder already treats as untrusted.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let pname = path.display().to_string();
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&map[..])
+            .map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
+        let endian = hdr.endian().map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
+        if hdr.e_type(endian) != elf::ET_CORE {
+            return Err(Error::Core(format!("{pname}: is an ELF file but not a core dump (pass it as --binary)")));
+        }
+        let phdrs = hdr
+            .program_headers(endian, &map[..])
+            .map_err(|e| Error::Core(format!("{pname}: unreadable program headers: {e}")))?;
+        let mut segs = Vec::new();
+        let mut files = Vec::new();
+        let mut entry = None;
+        let mut need = 0u64;
+        for ph in phdrs {
+            match ph.p_type(endian) {
+                elf::PT_LOAD => {
+                    let s = Seg {
+                        vaddr: ph.p_vaddr(endian),
+                        memsz: ph.p_memsz(endian),
+                        offset: ph.p_offset(endian),
+                        filesz: ph.p_filesz(endian),
+                    };
+                    need = need.max(s.offset.saturating_add(s.filesz));
+                    segs.push(s);
+                }
+                elf::PT_NOTE => {
+                    let Ok(Some(mut notes)) = ph.notes(endian, &map[..]) else { continue };
+                    while let Ok(Some(note)) = notes.next() {
+                        if note.name() != b"CORE" {
+                            continue;
+                        }
+                        match note.n_type(endian).0 {
+                            NT_FILE => files = parse_nt_file(note.desc()),
+                            x if x == elf::NT_AUXV.0 => entry = parse_auxv(note.desc(), AT_ENTRY),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if need > map.len() as u64 {
+            return Err(Error::Core(format!(
+                "{pname}: core file is truncated ({} of {} bytes): it was cut short while being written (disk full, or ulimit -c too small)",
+                map.len(),
+                need
+            )));
+        }
+        if segs.is_empty() {
+            return Err(Error::Core(format!("{pname}: core file has no memory segments")));
+        }
+        segs.sort_by_key(|s| s.vaddr);
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname };
+        if let Some(exe) = exe {
+            let bias = if exe.pie { entry.map(|e| e.wrapping_sub(exe.entry)).unwrap_or(0) } else { 0 };
+            core.check_belongs(&exe, bias)?;
+            core.exe = Some((exe, bias));
+        }
+        Ok(core)
+    }
+
+    /// The kernel dumps the first page of every mapped ELF file; it must equal the executable's.
+    fn check_belongs(&self, exe: &ExeImage, bias: u64) -> Result<()> {
+        let who = self.files.first().map(|f| format!(" (the core is of {})", f.path)).unwrap_or_default();
+        if !exe.pie {
+            if let Some(e) = self.entry {
+                if e != exe.entry {
+                    return Err(Error::Core(format!(
+                        "{}: core file does not belong to this binary: entry point {e:#x} != {:#x}{who}",
+                        self.path, exe.entry
+                    )));
+                }
+            }
+        }
+        if let Some((vaddr, page)) = exe.header_page() {
+            if let Some(core_page) = self.core_view(vaddr.wrapping_add(bias), page.len()) {
+                if core_page != page {
+                    return Err(Error::Core(format!(
+                        "{}: core file does not belong to this binary: its ELF header page differs{who}",
+                        self.path
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, addr: u64) -> Option<&Seg> {
+        let i = self.segs.partition_point(|s| s.vaddr <= addr);
+        let s = self.segs.get(i.checked_sub(1)?)?;
+        (addr - s.vaddr < s.memsz).then_some(s)
+    }
+
+    /// Bytes that the core itself holds.
+    fn core_view(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let s = self.find(addr)?;
+        let rel = addr - s.vaddr;
+        if rel.checked_add(len as u64)? > s.filesz {
+            return None;
+        }
+        let start = usize::try_from(s.offset + rel).ok()?;
+        self.map.get(start..start.checked_add(len)?)
+    }
+
+    fn exe_view(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let (exe, bias) = self.exe.as_ref()?;
+        exe.view(addr.wrapping_sub(*bias), len)
+    }
+}
+
+fn parse_nt_file(desc: &[u8]) -> Vec<FileMapping> {
+    let word = |i: usize| desc.get(i * 8..i * 8 + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+    let (Some(count), Some(page)) = (word(0), word(1)) else { return Vec::new() };
+    let count = count.min(1 << 16) as usize;
+    let names_at = 16 + count * 24;
+    let mut names = desc.get(names_at..).unwrap_or(&[]).split(|&b| b == 0);
+    (0..count)
+        .filter_map(|i| {
+            let (start, end, off) = (word(2 + i * 3)?, word(3 + i * 3)?, word(4 + i * 3)?);
+            let path = String::from_utf8_lossy(names.next()?).into_owned();
+            Some(FileMapping { start, end, offset: off.saturating_mul(page), path })
+        })
+        .collect()
+}
+
+/// The value of one auxv entry (pairs of u64 words).
+pub(crate) fn parse_auxv(desc: &[u8], key: u64) -> Option<u64> {
+    desc.chunks_exact(16).find_map(|c| {
+        let k = u64::from_le_bytes(c[..8].try_into().ok()?);
+        (k == key).then(|| u64::from_le_bytes(c[8..].try_into().unwrap_or([0; 8])))
+    })
+}
+
+impl Memory for CoreMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        match self.view(addr, buf.len()) {
+            Some(v) => {
+                buf.copy_from_slice(v);
+                Ok(())
+            }
+            None => {
+                // Slow path: the range straddles segments (or core and executable).
+                let mut done = 0usize;
+                while done < buf.len() {
+                    let a = addr.wrapping_add(done as u64);
+                    let chunk = match self.find(a) {
+                        Some(s) => ((s.vaddr + s.memsz - a) as usize).min(buf.len() - done),
+                        None => buf.len() - done,
+                    };
+                    // Within one segment, try the core then the executable, byte range by range.
+                    let v = self
+                        .core_view(a, chunk)
+                        .or_else(|| self.exe_view(a, chunk))
+                        .ok_or_else(|| Error::unreadable(addr, buf.len(), format!("not in {}", self.path)))?;
+                    buf[done..done + chunk].copy_from_slice(v);
+                    done += chunk;
+                }
+                Ok(())
+            }
+        }
+    }
+    fn view(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        self.core_view(addr, len).or_else(|| self.exe_view(addr, len))
+    }
+    fn describe(&self) -> String {
+        format!("core {}", self.path)
+    }
+    fn aux_entry(&self) -> Option<u64> {
+        self.entry
+    }
+}
