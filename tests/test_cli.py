@@ -81,8 +81,10 @@ def test_classic_stats_match_what_the_fixture_measured(classic_tag, fixture, tru
         if "overflow_buckets" in facts:
             assert st["overflow_buckets"] == facts["overflow_buckets"], expr
             assert st["longest_chain"] == facts["max_chain"], expr
-        if "empty_one" in facts:
-            assert st["deleted"] == facts["empty_one"] + facts.get("old_empty_one", 0), expr
+        if "live_slots" in facts:
+            assert st["live"] == facts["live_slots"] + facts.get("old_live_slots", 0), expr
+        if "empty_one" in facts and not facts["oldbuckets"]:
+            assert st["deleted"] == facts["empty_one"], expr
         if facts["oldbuckets"]:
             assert st["old_buckets"] == facts["old_buckets"], expr
             assert st["evacuated_old"] == facts["old_evacuated"], expr
