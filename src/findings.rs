@@ -105,9 +105,11 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
     if let Some(c) = &h.classic {
         if c.oldbuckets != 0 {
             let kind = if c.same_size_grow { "same-size grow (too many overflow buckets)" } else { "doubling" };
+            // Growth in progress is normal for a map that is being written; it is a problem when the
+            // old array holds real memory (a read-only map never finishes evacuating it).
             out.push(Finding {
                 kind: "growing",
-                severity: Severity::Warning,
+                severity: if c.old_bytes >= th.waste_floor { Severity::Warning } else { Severity::Info },
                 message: format!(
                     "map is growing ({kind}): {} of {} old buckets evacuated (nevacuate {}); the old array still holds {}. \
                      Evacuation only advances on writes: a map that is now only read keeps both arrays forever",
@@ -125,12 +127,16 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
             out.push(Finding {
                 kind: "stale",
                 severity: if stale_bytes >= th.waste_floor || pct(c.stale_buckets, total) >= 25.0 { Severity::Warning } else { Severity::Info },
-                message: format!(
-                    "{} buckets hold only deleted slots and {} evacuated old buckets are still reachable: {} held by buckets with no live entry",
-                    c.stale_buckets,
-                    if c.oldbuckets != 0 { c.evacuated_old } else { 0 },
-                    human(stale_bytes)
-                ),
+                message: {
+                    let mut parts = Vec::new();
+                    if c.stale_buckets > 0 {
+                        parts.push(format!("{} buckets hold only deleted slots", c.stale_buckets));
+                    }
+                    if c.oldbuckets != 0 && c.evacuated_old > 0 {
+                        parts.push(format!("{} evacuated old buckets are still reachable", c.evacuated_old));
+                    }
+                    format!("{}: {} held by buckets with no live entry", parts.join(" and "), human(stale_bytes))
+                },
                 bytes: Some(stale_bytes),
                 numbers: json!({"stale_buckets": c.stale_buckets, "evacuated_old": c.evacuated_old, "buckets": total}),
             });

@@ -399,17 +399,18 @@ impl BucketDump<'_> {
                 }
             }
             self.end_run();
-            self.run = Some((states, 1, 1, format!("{label} {detail}")));
+            self.run = Some((states, 1, 1, format!("{label}\t{detail}")));
             return;
         }
         self.line(format!("{label} {states} {detail}"));
     }
     fn end_run(&mut self) {
         if let Some((st, _, n, first)) = self.run.take() {
+            let (label, detail) = first.split_once('\t').unwrap_or((&first, ""));
             if n == 1 {
-                self.line(format!("{first} {st}"));
+                self.line(format!("{label} {st} {detail}"));
             } else {
-                self.line(format!("{first} {st}   (and the next {} rows alike)", n - 1));
+                self.line(format!("{label} {st} {detail}   (and the next {} rows alike)", n - 1));
             }
         }
     }
@@ -665,7 +666,7 @@ pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
             .iter()
             .map(|(r, m, h, f, _)| {
                 let mut v = summary_json(t, r, m, h, f);
-                let worst = f.iter().max_by_key(|x| x.severity).map(|x| x.kind);
+                let worst = f.iter().rev().max_by_key(|x| x.severity).map(|x| x.kind);
                 v["worst"] = json!(worst);
                 v
             })
@@ -676,7 +677,7 @@ pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(out, "{:<40} {:<28} {:<7} {:>9} {:>9} {:>10} {:>6} {:>8} {:>4}  worst", "name", "type", "impl", "len", "slots", "bytes", "fill", "deleted", "grow").map_err(io)?;
     for (r, m, h, f, _) in &rows {
-        let worst = f.iter().max_by_key(|x| x.severity).map(|x| format!("{} {}", x.severity.as_str(), x.kind)).unwrap_or_else(|| "-".into());
+        let worst = f.iter().rev().max_by_key(|x| x.severity).map(|x| format!("{} {}", x.severity.as_str(), x.kind)).unwrap_or_else(|| "-".into());
         let growing = h.classic.as_ref().map(|c| c.oldbuckets != 0).unwrap_or(false);
         writeln!(
             out,

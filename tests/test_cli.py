@@ -115,7 +115,7 @@ def test_swiss_tombstones_and_oversized(swiss_tag, fixture):
 
 def test_check_exit_status(fixture):
     t = core_target(fixture)
-    code, out, err = gomap("check", *t, "main.intMap", "main.strMap")
+    code, out, err = gomap("check", *t, "main.intMap", "main.litMap")
     assert code == 0, out + err
     code, out, err = gomap("check", *t, "main.deletedMap")
     assert code == 1 and "oversized" in out, out + err
