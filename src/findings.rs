@@ -234,7 +234,7 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
         out.push(Finding {
             kind: "iterating",
             severity: Severity::Info,
-            message: "an iterator was started on this map (iterator flags set)".into(),
+            message: "iterator flags are set: the map has been iterated since it was created or last grew (the runtime never clears these flags, so this is not proof of an iteration in flight)".into(),
             bytes: None,
             numbers: json!({"iterating": true}),
         });

@@ -410,8 +410,9 @@ impl<'t> Renderer<'t> {
             out.extend_from_slice(b",\"value\":");
         } else {
             out.extend_from_slice(name.as_bytes());
-            out.push(b'(');
         }
+        // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
+        let start = out.len();
         match ty {
             Some(ty) => {
                 let d = &self.t.bin.dwarf;
@@ -429,7 +430,14 @@ impl<'t> Renderer<'t> {
             }
             None => hex(out, data, json),
         }
-        out.push(if json { b'}' } else { b')' });
+        if json {
+            out.push(b'}');
+        } else if out.get(start) == Some(&b'{') {
+            // already a composite literal
+        } else {
+            out.insert(start, b'(');
+            out.push(b')');
+        }
     }
 
     fn value_depth(&self, out: &mut Vec<u8>, ty: TypeId, b: &[u8], depth: u32) {
