@@ -8,8 +8,7 @@
 use super::{interrupted, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
 use crate::error::{Error, Result};
 use crate::layout::{ClassicLayout, MapType};
-use crate::memory::MemoryExt;
-use crate::target::Target;
+use crate::memory::{Memory, MemoryExt};
 use std::collections::HashSet;
 
 pub const EMPTY_REST: u8 = 0;
@@ -40,7 +39,7 @@ pub fn state_letter(top: u8) -> char {
 }
 
 struct Walker<'a> {
-    t: &'a Target,
+    mem: &'a dyn Memory,
     m: &'a MapType,
     c: &'a ClassicLayout,
     h: Health,
@@ -51,14 +50,13 @@ struct Walker<'a> {
     ebuf: Vec<u8>,
 }
 
-pub fn walk(t: &Target, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
+pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
     let mut h = Health { imp: "classic", address: addr, ..Default::default() };
     if addr == 0 {
         h.classic = Some(ClassicStats { bucket_size: c.bucket_size, ..Default::default() });
         return Ok(h);
     }
-    let hdr = t
-        .mem
+    let hdr = mem
         .bytes(addr, c.header_size as usize)
         .map_err(|e| Error::Expr(format!("map header at {addr:#x} is unreadable: {e}")))?;
     let s = ClassicStats {
@@ -76,7 +74,7 @@ pub fn walk(t: &Target, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut dyn V
     h.bytes = c.header_size;
     let buckets = c.buckets.get(&hdr);
     let want_entries = v.wants_entries();
-    let mut w = Walker { t, m, c, h, s, want_entries, visited: 0, kbuf: Vec::new(), ebuf: Vec::new() };
+    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, kbuf: Vec::new(), ebuf: Vec::new() };
     if w.s.b > MAX_B {
         w.h.corrupt(format!("impossible B = {} (a map cannot have 2^{} buckets)", w.s.b, w.s.b));
         w.h.classic = Some(w.s);
@@ -105,7 +103,7 @@ pub fn walk(t: &Target, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut dyn V
         }
     }
     if w.h.live != w.h.len && !interrupted() {
-        let why = if t.mem.is_live() { " (the map changed while it was read)" } else { "" };
+        let why = if mem.is_live() { " (the map changed while it was read)" } else { "" };
         w.h.corrupt(format!("count says {} entries but {} live slots were found{why}", w.h.len, w.h.live));
     }
     w.h.classic = Some(w.s);
@@ -130,7 +128,7 @@ impl Walker<'_> {
             }
             let k = per_chunk.min(n - i);
             let at = base.wrapping_add(i * bs);
-            let chunk = match self.t.mem.bytes(at, (k * bs) as usize) {
+            let chunk = match self.mem.bytes(at, (k * bs) as usize) {
                 Ok(b) => b,
                 Err(e) => {
                     self.h.corrupt(format!("{} bucket array is unreadable at bucket {i}: {e}", if old { "old" } else { "" }));
@@ -180,7 +178,7 @@ impl Walker<'_> {
                 break;
             }
             buf.resize(bs as usize, 0);
-            if let Err(e) = self.t.mem.read(next, &mut buf) {
+            if let Err(e) = self.mem.read(next, &mut buf) {
                 self.h.corrupt(format!("overflow bucket {next:#x} of bucket {index} is unreadable: {e}"));
                 break;
             }
@@ -243,8 +241,8 @@ impl Walker<'_> {
                         let kin = b.get(ko..ko + sl.key_stride as usize).unwrap_or(&[]);
                         let ein = b.get(eo..eo + sl.elem_stride as usize).unwrap_or(&[]);
                         let (mut kb, mut eb) = (std::mem::take(&mut self.kbuf), std::mem::take(&mut self.ebuf));
-                        let key = slot_bytes(self.t, kin, sl.key_indirect, self.m.key_size, &mut kb);
-                        let elem = slot_bytes(self.t, ein, sl.elem_indirect, self.m.elem_size, &mut eb);
+                        let key = slot_bytes(self.mem, kin, sl.key_indirect, self.m.key_size, &mut kb);
+                        let elem = slot_bytes(self.mem, ein, sl.elem_indirect, self.m.elem_size, &mut eb);
                         match (key, elem) {
                             (Some(k), Some(e)) => {
                                 if !v.entry(k, e) {

@@ -8,6 +8,7 @@ pub mod swiss;
 
 use crate::error::Result;
 use crate::layout::{Impl, MapType};
+use crate::memory::Memory;
 use crate::target::Target;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,18 +213,24 @@ impl Health {
 
 /// Walks the map at `addr` (the header's address) of type `m`.
 pub fn walk(t: &Target, m: &MapType, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
+    walk_memory(&*t.mem, m, addr, v)
+}
+
+/// [`walk`] on any memory source: the decoders need nothing from the target but its bytes, so they
+/// can be driven by synthetic images in tests and fuzzers.
+pub fn walk_memory(mem: &dyn Memory, m: &MapType, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
     let mut h = match &m.imp {
-        Impl::Classic(c) => classic::walk(t, m, c, addr, v)?,
-        Impl::Swiss(s) => swiss::walk(t, m, s, addr, v)?,
+        Impl::Classic(c) => classic::walk(mem, m, c, addr, v)?,
+        Impl::Swiss(s) => swiss::walk(mem, m, s, addr, v)?,
     };
-    h.live_target = t.mem.is_live();
+    h.live_target = mem.is_live();
     h.interrupted = interrupted();
     Ok(h)
 }
 
 /// Reads a slot's key or elem: in place, or behind a pointer for indirect slots.
 pub(crate) fn slot_bytes<'a>(
-    t: &Target,
+    mem: &dyn Memory,
     inline: &'a [u8],
     indirect: bool,
     size: u64,
@@ -234,6 +241,6 @@ pub(crate) fn slot_bytes<'a>(
     }
     let p = crate::memory::le_uint(inline, 0, 8);
     scratch.resize(size as usize, 0);
-    t.mem.read(p, scratch).ok()?;
+    mem.read(p, scratch).ok()?;
     Some(&scratch[..])
 }

@@ -8,8 +8,7 @@
 use super::{interrupted, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
 use crate::error::{Error, Result};
 use crate::layout::{MapType, SwissLayout};
-use crate::memory::{le_uint, MemoryExt};
-use crate::target::Target;
+use crate::memory::{le_uint, Memory, MemoryExt};
 use std::collections::HashSet;
 
 pub const CTRL_EMPTY: u8 = 0x80;
@@ -28,7 +27,7 @@ pub fn state_letter(c: u8) -> char {
 }
 
 struct Walker<'a> {
-    t: &'a Target,
+    mem: &'a dyn Memory,
     m: &'a MapType,
     l: &'a SwissLayout,
     h: Health,
@@ -39,7 +38,7 @@ struct Walker<'a> {
     ebuf: Vec<u8>,
 }
 
-pub fn walk(t: &Target, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
+pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
     let mut h = Health { imp: "swiss", address: addr, ..Default::default() };
     let mut s = SwissStats { group_size: l.group_size, ..Default::default() };
     if addr == 0 {
@@ -47,8 +46,7 @@ pub fn walk(t: &Target, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Vis
         h.swiss = Some(s);
         return Ok(h);
     }
-    let hdr = t
-        .mem
+    let hdr = mem
         .bytes(addr, l.header_size as usize)
         .map_err(|e| Error::Expr(format!("map header at {addr:#x} is unreadable: {e}")))?;
     h.len = l.used.get(&hdr);
@@ -58,11 +56,11 @@ pub fn walk(t: &Target, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Vis
     let dir_len = l.dir_len.get(&hdr) as i64;
     s.global_depth = l.global_depth.get(&hdr);
     let want_entries = v.wants_entries();
-    let mut w = Walker { t, m, l, h, s, want_entries, visited: 0, kbuf: Vec::new(), ebuf: Vec::new() };
+    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, kbuf: Vec::new(), ebuf: Vec::new() };
     if dir_len == 0 {
         w.s.small = true;
         if dir_ptr != 0 {
-            match t.mem.bytes(dir_ptr, l.group_size as usize) {
+            match mem.bytes(dir_ptr, l.group_size as usize) {
                 Ok(g) => {
                     let g = g.into_owned();
                     w.s.groups = 1;
@@ -78,7 +76,7 @@ pub fn walk(t: &Target, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Vis
         w.directory(dir_ptr, dir_len, v);
     }
     if w.h.live != w.h.len && !interrupted() {
-        let why = if t.mem.is_live() { " (the map changed while it was read)" } else { "" };
+        let why = if mem.is_live() { " (the map changed while it was read)" } else { "" };
         w.h.corrupt(format!("used says {} entries but {} full slots were found{why}", w.h.len, w.h.live));
     }
     w.h.swiss = Some(w.s);
@@ -96,7 +94,7 @@ impl Walker<'_> {
         if gd >= 64 || 1u64 << gd != dir_len as u64 {
             self.h.corrupt(format!("directory length {dir_len} does not match global depth {gd} (expected 2^{gd})"));
         }
-        let dir = match self.t.mem.bytes(dir_ptr, dir_len as usize * 8) {
+        let dir = match self.mem.bytes(dir_ptr, dir_len as usize * 8) {
             Ok(d) => d.into_owned(),
             Err(e) => {
                 self.h.corrupt(format!("the directory at {dir_ptr:#x} is unreadable: {e}"));
@@ -132,7 +130,7 @@ impl Walker<'_> {
 
     fn table(&mut self, ordinal: usize, tp: u64, first: u64, count: u64, v: &mut dyn Visitor) {
         let l = self.l;
-        let tb = match self.t.mem.bytes(tp, l.table_size as usize) {
+        let tb = match self.mem.bytes(tp, l.table_size as usize) {
             Ok(b) => b.into_owned(),
             Err(e) => {
                 self.h.corrupt(format!("table {tp:#x} is unreadable: {e}"));
@@ -188,7 +186,7 @@ impl Walker<'_> {
             }
             let k = per_chunk.min(ngroups - g);
             let at = data.wrapping_add(g * gs);
-            let chunk = match self.t.mem.bytes(at, (k * gs) as usize) {
+            let chunk = match self.mem.bytes(at, (k * gs) as usize) {
                 Ok(b) => b,
                 Err(e) => {
                     self.h.corrupt(format!("groups of table {tp:#x} are unreadable at group {g}: {e}"));
@@ -241,8 +239,8 @@ impl Walker<'_> {
                         let kin = g.get(ko..).unwrap_or(&[]);
                         let ein = g.get(eo..).unwrap_or(&[]);
                         let (mut kb, mut eb) = (std::mem::take(&mut self.kbuf), std::mem::take(&mut self.ebuf));
-                        let key = slot_bytes(self.t, kin, sl.key_indirect, self.m.key_size, &mut kb);
-                        let elem = slot_bytes(self.t, ein, sl.elem_indirect, self.m.elem_size, &mut eb);
+                        let key = slot_bytes(self.mem, kin, sl.key_indirect, self.m.key_size, &mut kb);
+                        let elem = slot_bytes(self.mem, ein, sl.elem_indirect, self.m.elem_size, &mut eb);
                         match (key, elem) {
                             (Some(k), Some(e)) => {
                                 if !v.entry(k, e) {

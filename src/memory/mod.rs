@@ -6,6 +6,7 @@
 
 pub mod core;
 pub mod exe;
+pub mod image;
 pub mod live;
 
 use crate::error::{Error, Result};
