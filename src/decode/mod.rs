@@ -5,6 +5,8 @@
 
 pub mod classic;
 pub mod swiss;
+#[cfg(test)]
+mod tests;
 
 use crate::error::Result;
 use crate::layout::{Impl, MapType};
