@@ -24,13 +24,19 @@ _native_error = None
 
 
 def native_candidates():
+    """Where the module may be, best first. The set-up copies the Python build to target/python/
+    (cargo never writes there: a plain `cargo build` or `cargo test` replaces target/*/libgomap.so
+    with a library that has no Python entry point); a fresher cargo build is tried before the copy."""
     env = os.environ.get("GOMAP_NATIVE")
     if env:
         yield env
     for name in ("_gomap.abi3.so", "_gomap.so"):
         yield os.path.join(HERE, name)
-    for profile in ("release", "debug"):
-        yield os.path.join(REPO, "target", profile, "libgomap.so")
+    builds = [os.path.join(REPO, "target", "python", "_gomap.abi3.so")]
+    builds += [os.path.join(REPO, "target", profile, "libgomap.so") for profile in ("release", "debug")]
+    existing = [p for p in builds if os.path.exists(p)]
+    for path in sorted(existing, key=os.path.getmtime, reverse=True):
+        yield path
 
 
 def load_native():
@@ -38,6 +44,7 @@ def load_native():
     global _native, _native_error
     if _native is not None or _native_error is not None:
         return _native
+    first_error = None
     for path in native_candidates():
         if not os.path.exists(path):
             continue
@@ -46,17 +53,20 @@ def load_native():
             spec = importlib.util.spec_from_file_location("_gomap", path, loader=loader)
             mod = importlib.util.module_from_spec(spec)
             loader.exec_module(mod)
-            sys.modules["_gomap"] = mod
-            _native = mod
-            _native.path = path
-            return _native
-        except Exception as e:  # a stale or foreign build: say which and how to rebuild
-            _native_error = "cannot load %s (%s); rebuild with: cargo build --release --features python" % (path, e)
-            return None
-    _native_error = (
-        "the gomap native module is not built; run the README's set-up "
-        "(or: cargo build --release --features python in %s)" % REPO
-    )
+        except Exception as e:  # a stale build, or one without the python feature: try the next
+            first_error = first_error or "cannot load %s (%s)" % (path, e)
+            continue
+        sys.modules["_gomap"] = mod
+        _native = mod
+        _native.path = path
+        return _native
+    if first_error:
+        _native_error = "%s; rebuild with: cargo build --release --features python" % first_error
+    else:
+        _native_error = (
+            "the gomap native module is not built; run the README's set-up "
+            "(or: cargo build --release --features python in %s)" % REPO
+        )
     return None
 
 

@@ -17,6 +17,9 @@ scripts/toolchains.sh
 step "build gomap (CLI + Python module for gdb/LLDB)"
 cargo build --release --features python 2>&1 | grep -v '^\s*\(Compiling\|Downloaded\|Downloading\)' >&2 || true
 test -x target/release/gomap && test -f target/release/libgomap.so
+# The debuggers load this copy: a later `cargo build`/`cargo test` without the python feature
+# rewrites target/release/libgomap.so as a library Python cannot import.
+mkdir -p target/python && cp -f target/release/libgomap.so target/python/_gomap.abi3.so
 
 step "Python test tools (pytest, in $GOMAP_CACHE/venv)"
 if [ ! -x "$GOMAP_CACHE/venv/bin/pytest" ]; then

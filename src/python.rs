@@ -120,7 +120,7 @@ impl Session {
                 let text = e.render().to_string();
                 return match e.kind() {
                     ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Ok((0, text)),
-                    _ => Err(GomapError::new_err(text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string())),
+                    _ => Err(GomapError::new_err(one_line_usage_error(&text))),
                 };
             }
         };
@@ -260,3 +260,20 @@ fn _gomap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
+/// clap's error as one line: its first paragraph (the message and, for missing arguments, their
+/// names) and the usage line, e.g. "the following required arguments were not provided: <EXPR>
+/// (usage: show [OPTIONS] <EXPR>)".
+fn one_line_usage_error(text: &str) -> String {
+    let mut paras = text.split("\n\n");
+    let first: Vec<&str> = paras.next().unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut msg = first.join(" ");
+    msg = msg.trim_start_matches("error: ").trim().to_string();
+    if msg.is_empty() {
+        msg = "bad arguments".to_string();
+    }
+    if let Some(u) = paras.flat_map(str::lines).map(str::trim).find(|l| l.starts_with("Usage: ")) {
+        msg = format!("{msg} (usage: {})", u.trim_start_matches("Usage: "));
+    }
+    msg
+}
+
