@@ -9,7 +9,7 @@ use crate::findings::{self, human, Finding, Severity, Thresholds};
 use crate::layout::{Impl, MapType};
 use crate::memory::MemoryExt;
 use crate::target::Target;
-use crate::value::{hex, Renderer, Style, MAX_ITEMS};
+use crate::value::{hex, Plan, Renderer, Style, MAX_ITEMS};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -83,10 +83,17 @@ fn resolve_global_path(t: &Target, expr: &str) -> Result<MapRef> {
         let hint = if near.is_empty() { String::new() } else { format!(" (similar: {})", near.join(", ")) };
         return Err(Error::Expr(format!("no package-level variable `{unquoted}` in the binary's DWARF{hint}")));
     };
-    let (addr, mut ty) = t.global_addr(&unquoted[..i]).ok_or_else(|| Error::Expr(format!("no variable {}", &unquoted[..i])))?;
-    let mut addr = addr;
-    let mut path = unquoted[..i].to_string();
-    for field in unquoted[i..].split('.').filter(|s| !s.is_empty()) {
+    let (addr, ty) = t.global_addr(&unquoted[..i]).ok_or_else(|| Error::Expr(format!("no variable {}", &unquoted[..i])))?;
+    resolve_path(t, expr, &unquoted[..i], addr, ty, &unquoted[i..])
+}
+
+/// The map at `fields` (dotted, may be empty) from a variable `var` of type `ty` stored at `addr`,
+/// following pointers between fields. Shared by package-level names and debugger frame locals.
+pub fn resolve_path(t: &Target, expr: &str, var: &str, addr: u64, ty: TypeId, fields: &str) -> Result<MapRef> {
+    let d = &t.bin.dwarf;
+    let (mut addr, mut ty) = (addr, ty);
+    let mut path = var.to_string();
+    for field in fields.split('.').filter(|s| !s.is_empty()) {
         // Follow pointers to the struct that has the field.
         for _ in 0..4 {
             let s = d.strip_typedefs(ty);
@@ -151,7 +158,7 @@ fn collect(t: &Target, name: &str, addr: u64, ty: TypeId, depth: u32, out: &mut 
     match d.get(s).map(|x| &x.die) {
         Some(Die::Struct { fields }) if !d.name_of(s).starts_with("sync.") => {
             for f in fields.iter().take(256) {
-                collect(t, &format!("{name}.{}", f.name), addr + f.offset, f.ty, depth + 1, out, seen);
+                collect(t, &format!("{name}.{}", f.name), addr.wrapping_add(f.offset), f.ty, depth + 1, out, seen);
             }
         }
         Some(Die::Pointer { target: Some(p) }) => {
@@ -173,15 +180,22 @@ struct EntryWriter<'a, 'r> {
     r: &'a Renderer<'r>,
     out: Vec<u8>,
     sink: Option<&'a mut dyn Write>,
-    key: TypeId,
-    elem: TypeId,
+    key: Arc<Plan>,
+    elem: Arc<Plan>,
     limit: u64,
     n: u64,
     more: bool,
     io_error: Option<std::io::Error>,
 }
 
-impl EntryWriter<'_, '_> {
+impl<'a, 'r> EntryWriter<'a, 'r> {
+    /// The rendering plans of the key and element types are looked up once here, not per entry.
+    fn new(r: &'a Renderer<'r>, out: Vec<u8>, sink: Option<&'a mut dyn Write>, key: TypeId, elem: TypeId, limit: u64) -> Self {
+        let d = &r.t.bin.dwarf;
+        let (key, elem) = (r.t.plans.get(d, key), r.t.plans.get(d, elem));
+        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None }
+    }
+
     fn flush(&mut self) {
         if let Some(s) = self.sink.as_mut() {
             if !self.out.is_empty() {
@@ -212,16 +226,16 @@ impl Visitor for EntryWriter<'_, '_> {
                     self.out.push(b',');
                 }
                 self.out.extend_from_slice(b"{\"key\":");
-                self.r.value(&mut self.out, self.key, k);
+                self.r.value_with(&mut self.out, &self.key, k);
                 self.out.extend_from_slice(b",\"value\":");
-                self.r.value(&mut self.out, self.elem, e);
+                self.r.value_with(&mut self.out, &self.elem, e);
                 self.out.push(b'}');
             }
             Style::Text => {
                 self.out.extend_from_slice(b"  ");
-                self.r.value(&mut self.out, self.key, k);
+                self.r.value_with(&mut self.out, &self.key, k);
                 self.out.extend_from_slice(b": ");
-                self.r.value(&mut self.out, self.elem, e);
+                self.r.value_with(&mut self.out, &self.elem, e);
                 self.out.push(b'\n');
             }
         }
@@ -238,7 +252,7 @@ pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, depth: u32, out: 
     let t = r.t;
     let m = t.map_type(id)?;
     let inner = Renderer::new(t, r.style, r.map_depth.saturating_sub(depth));
-    let mut w = EntryWriter { r: &inner, out: Vec::new(), sink: None, key: m.key, elem: m.elem, limit: MAX_ITEMS, n: 0, more: false, io_error: None };
+    let mut w = EntryWriter::new(&inner, Vec::new(), None, m.key, m.elem, MAX_ITEMS);
     let h = decode::walk(t, &m, addr, &mut w)?;
     if r.style == Style::Json {
         out.extend_from_slice(b"{\"address\":");
@@ -311,6 +325,14 @@ fn io(e: std::io::Error) -> Error {
     Error::Io { path: "output".into(), source: e }
 }
 
+/// `show` prints the header's len before the walk reads the header again: on a live process the two
+/// reads can disagree, and the entries then belong to a different len than the one printed.
+fn len_changed(h: &mut Health, printed: u64) {
+    if h.len != printed {
+        h.corrupt(format!("the header's count changed from {printed} to {} while the map was read", h.len));
+    }
+}
+
 pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result<Vec<Finding>> {
     let m = t.map_type(r.ty)?;
     let len = t.map_len(r.ty, r.addr).map_err(|e| Error::Expr(format!("{}: map header unreadable: {e}", r.name)))?;
@@ -321,8 +343,9 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         let hdr = serde_json::to_string(&Value::Object(header_json(t, r, &m, len))).unwrap_or_default();
         out.write_all(&hdr.as_bytes()[..hdr.len() - 1]).map_err(io)?;
         out.write_all(b",\"entries\":[").map_err(io)?;
-        let mut w = EntryWriter { r: &rend, out: Vec::with_capacity(1 << 17), sink: Some(out), key: m.key, elem: m.elem, limit: a.limit, n: 0, more: false, io_error: None };
-        let h = decode::walk(t, &m, r.addr, &mut w)?;
+        let mut w = EntryWriter::new(&rend, Vec::with_capacity(1 << 17), Some(out), m.key, m.elem, a.limit);
+        let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+        len_changed(&mut h, len);
         w.flush();
         let (more, io_err) = (w.more, w.io_error.take());
         drop(w);
@@ -338,8 +361,9 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         return Ok(f);
     }
     let rend = Renderer::new(t, Style::Text, a.depth);
-    let mut w = EntryWriter { r: &rend, out: Vec::new(), sink: None, key: m.key, elem: m.elem, limit: a.limit, n: 0, more: false, io_error: None };
-    let h = decode::walk(t, &m, r.addr, &mut w)?;
+    let mut w = EntryWriter::new(&rend, Vec::new(), None, m.key, m.elem, a.limit);
+    let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+    len_changed(&mut h, len);
     let f = findings_of(&m, &h, &th, Some(&rend));
     let hdr = match &m.imp {
         Impl::Classic(_) => format!("classic ({})", m.header_type),

@@ -312,3 +312,87 @@ fn swiss(d: &DwarfInfo, h: TypeId, key: TypeId, elem: TypeId) -> Result<SwissLay
         slots,
     })
 }
+
+/// Reference layouts of `map[int64]int64`, written out by hand from the Go runtime's structures
+/// (Go 1.23 `hmap`/`bmap`; Go 1.26 `maps.Map`/`table`/`group`; Go 1.27 mapsplitgroup groups), for the
+/// unit tests, property tests and fuzzers that build map images in memory without a Go binary. Real
+/// decoding never uses them: layouts always come from the binary's DWARF.
+#[doc(hidden)]
+pub mod reference {
+    use super::*;
+
+    fn off(offset: u64, size: u64) -> Off {
+        Off { offset, size }
+    }
+
+    /// hmap of 48 bytes; bucket = tophash[8], keys[8], elems[8], overflow pointer (144 bytes). With
+    /// `indirect_key` each key slot holds a pointer to a `key_size`-byte key.
+    pub fn classic(indirect_key: bool, key_size: u64) -> MapType {
+        MapType {
+            id: 1,
+            name: "map[int64]int64".into(),
+            key: 2,
+            elem: 3,
+            key_size: if indirect_key { key_size } else { 8 },
+            elem_size: 8,
+            header_type: "hash<int64,int64>".into(),
+            imp: Impl::Classic(ClassicLayout {
+                header_size: 48,
+                count: off(0, 8),
+                flags: off(8, 1),
+                b: off(9, 1),
+                noverflow: off(10, 2),
+                buckets: off(16, 8),
+                oldbuckets: off(24, 8),
+                nevacuate: off(32, 8),
+                bucket_type: "bucket<int64,int64>".into(),
+                bucket_size: 144,
+                tophash: 0,
+                overflow: off(136, 8),
+                slots: Slots { key_base: 8, key_stride: 8, elem_base: 72, elem_stride: 8, key_indirect: indirect_key, elem_indirect: false },
+            }),
+        }
+    }
+
+    /// Map of 48 bytes, table of 32, group = ctrl word + 8 slots (136 bytes): slots of {key, elem},
+    /// or with `split` keys[8] then elems[8] (same size, other offsets).
+    pub fn swiss(split: bool) -> MapType {
+        let slots = if split {
+            Slots { key_base: 8, key_stride: 8, elem_base: 72, elem_stride: 8, key_indirect: false, elem_indirect: false }
+        } else {
+            Slots { key_base: 8, key_stride: 16, elem_base: 16, elem_stride: 16, key_indirect: false, elem_indirect: false }
+        };
+        MapType {
+            id: 1,
+            name: "map[int64]int64".into(),
+            key: 2,
+            elem: 3,
+            key_size: 8,
+            elem_size: 8,
+            header_type: "map<int64,int64>".into(),
+            imp: Impl::Swiss(SwissLayout {
+                header_size: 48,
+                used: off(0, 8),
+                dir_ptr: off(16, 8),
+                dir_len: off(24, 8),
+                global_depth: off(32, 1),
+                global_shift: off(33, 1),
+                writing: off(34, 1),
+                table_type: "table<int64,int64>".into(),
+                table_size: 32,
+                t_used: off(0, 2),
+                t_capacity: off(2, 2),
+                t_growth_left: off(4, 2),
+                t_local_depth: off(6, 1),
+                t_index: off(8, 8),
+                t_groups_data: off(16, 8),
+                t_groups_mask: off(24, 8),
+                group_type: "group<int64,int64>".into(),
+                group_size: 136,
+                ctrl: off(0, 8),
+                split,
+                slots,
+            }),
+        }
+    }
+}

@@ -34,7 +34,14 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> gomap::Result<i32> {
     let t = gomap::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let lock = stdout.lock();
+    // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write
+    // for a newline, which showed up in profiles of multi-megabyte JSON dumps.
+    let sink: Box<dyn Write> = match std::os::fd::AsFd::as_fd(&lock).try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(lock),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
     let code = gomap::inspect::run(&t, &cli.cmd, None, &mut out)?;
     out.flush().map_err(|e| gomap::Error::Io { path: "output".into(), source: e })?;
     Ok(code)

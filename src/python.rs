@@ -31,9 +31,24 @@ fn guard<T>(f: impl FnOnce() -> Result<T>) -> PyResult<T> {
         Ok(Err(e)) => Err(GomapError::new_err(e.to_string())),
         Err(p) => {
             let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
-            Err(GomapError::new_err(format!("internal error: {msg} (please report it)")))
+            let at = PANIC_AT.with(|a| a.take()).map(|a| format!(" at {a}")).unwrap_or_default();
+            Err(GomapError::new_err(format!("internal error: {msg}{at} (please report it)")))
         }
     }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened, for `guard`'s one-line report.
+    static PANIC_AT: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Inside a debugger a panic must not print Rust's multi-line report (and backtrace) over the
+/// user's session: `guard` turns it into one `GomapError` line, and this hook only notes where it was.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        PANIC_AT.with(|a| a.set(at));
+    }));
 }
 
 /// Ctrl-C in the debugger sets Python's signal flag; the walk polls it through this hook.
@@ -71,6 +86,28 @@ fn open_binary(path: &str) -> Result<Arc<Binary>> {
         m.insert(key, b.clone());
     }
     Ok(b)
+}
+
+/// Function/variable indexes for frame locals, kept per executable like `open_binary`.
+fn open_frames(path: &Path) -> Result<Arc<crate::binary::frames::Frames>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Key = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static CACHE: Mutex<Option<HashMap<Key, Arc<crate::binary::frames::Frames>>>> = Mutex::new(None);
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(f) = CACHE.lock().ok().and_then(|c| c.as_ref().and_then(|m| m.get(&key).cloned())) {
+        return Ok(f);
+    }
+    let f = Arc::new(crate::binary::frames::Frames::load(path)?);
+    if let Ok(mut c) = CACHE.lock() {
+        let m = c.get_or_insert_with(HashMap::new);
+        if m.len() > 8 {
+            m.clear();
+        }
+        m.insert(key, f.clone());
+    }
+    Ok(f)
 }
 
 #[pymethods]
@@ -187,6 +224,73 @@ impl Session {
         d.globals.get(name).map(|g| d.name_of(g.ty).to_string())
     }
 
+    /// frame_locals(pc) -> [(name, type_id, type_name, kind, value)]: the variables of the Go
+    /// function containing `pc` (a runtime address) that are live there. kind is "cfa" (value =
+    /// offset from the frame's CFA), "addr" (value = runtime address), "reg" (value = DWARF
+    /// register number holding the value) or "unavailable" (value 0). For debuggers without Go
+    /// variable support (LLDB).
+    fn frame_locals(&self, pc: u64) -> PyResult<Vec<(String, u64, String, String, i64)>> {
+        guard(|| {
+            let frames = open_frames(&self.t.bin.path)?;
+            let (_func, locals) = frames.locals(pc.wrapping_sub(self.t.bias))?;
+            let d = &self.t.bin.dwarf;
+            Ok(locals
+                .into_iter()
+                .map(|l| {
+                    use crate::binary::frames::Loc;
+                    let (kind, v) = match l.loc {
+                        Loc::Cfa(o) => ("cfa".to_string(), o),
+                        Loc::Addr(a) => ("addr".to_string(), a.wrapping_add(self.t.bias) as i64),
+                        Loc::Reg(r) => ("reg".to_string(), r as i64),
+                        Loc::Unavailable(why) => (why.to_string(), 0),
+                    };
+                    (l.name, l.ty, d.name_of(l.ty).to_string(), kind, v)
+                })
+                .collect())
+        })
+    }
+
+    /// follow(expr, var, type_id, fields, addr=None, value=None) -> (header, map type name): the
+    /// map at the dotted `fields` path from a variable stored at `addr`, or whose value (a map or
+    /// a pointer, e.g. from a register) is `value`.
+    #[pyo3(signature = (expr, var, type_id, fields, addr=None, value=None))]
+    fn follow(&self, expr: &str, var: &str, type_id: u64, fields: &str, addr: Option<u64>, value: Option<u64>) -> PyResult<(u64, String)> {
+        guard(|| {
+            let t = &self.t;
+            let d = &t.bin.dwarf;
+            let r = match (addr, value) {
+                (Some(a), _) => inspect::resolve_path(t, expr, var, a, type_id, fields)?,
+                (None, Some(v)) => {
+                    if fields.is_empty() && t.map_type(type_id).is_ok() {
+                        inspect::MapRef { name: expr.to_string(), addr: v, ty: type_id }
+                    } else if let Some(p) = d.pointee(type_id) {
+                        if v == 0 {
+                            return Err(Error::Expr(format!("{var} is a nil pointer")));
+                        }
+                        inspect::resolve_path(t, expr, &format!("(*{var})"), v, p, fields)?
+                    } else {
+                        return Err(Error::Expr(format!("{var} is a {}, not a map", d.name_of(type_id))));
+                    }
+                }
+                (None, None) => return Err(Error::Expr(format!("{var}: no address and no value"))),
+            };
+            // A named map type (`type Index map[string]int`) is a typedef of the map typedef:
+            // report the map[K]V name, which is what type lookups by name understand.
+            let mut id = r.ty;
+            for _ in 0..8 {
+                if d.name_of(id).starts_with("map[") {
+                    break;
+                }
+                match d.get(id).map(|x| &x.die) {
+                    Some(crate::binary::Die::Typedef { target: Some(next) }) => id = *next,
+                    _ => break,
+                }
+            }
+            let id = if d.name_of(id).starts_with("map[") { id } else { r.ty };
+            Ok((r.addr, d.name_of(id).to_string()))
+        })
+    }
+
     fn describe(&self) -> String {
         format!("{} ({}), memory: {}", self.t.bin.path.display(), self.t.bin.build.raw, self.t.mem.describe())
     }
@@ -222,6 +326,23 @@ impl decode::Visitor for Pairs<'_, '_> {
     }
 }
 
+/// clap's error as one line: its first paragraph (the message and, for missing arguments, their
+/// names) and the usage line, e.g. "the following required arguments were not provided: <EXPR>
+/// (usage: show [OPTIONS] <EXPR>)".
+fn one_line_usage_error(text: &str) -> String {
+    let mut paras = text.split("\n\n");
+    let first: Vec<&str> = paras.next().unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut msg = first.join(" ");
+    msg = msg.trim_start_matches("error: ").trim().to_string();
+    if msg.is_empty() {
+        msg = "bad arguments".to_string();
+    }
+    if let Some(u) = paras.flat_map(str::lines).map(str::trim).find(|l| l.starts_with("Usage: ")) {
+        msg = format!("{msg} (usage: {})", u.trim_start_matches("Usage: "));
+    }
+    msg
+}
+
 /// Parses argv and returns the help text (for `help gomap` and completion), or None.
 #[pyfunction]
 fn help_text(argv: Vec<String>) -> Option<String> {
@@ -249,31 +370,23 @@ fn probe_pid(pid: u32) -> bool {
     LiveMemory::open(pid).is_ok()
 }
 
+/// Panics inside the error boundary, so tests can prove that a Rust panic (which should never
+/// happen) reaches the debugger as a `GomapError` and not as an abort of the debugger.
+#[pyfunction]
+fn _panic_probe() -> PyResult<()> {
+    guard(|| -> Result<()> { panic!("panic probe") })
+}
+
 #[pymodule]
 fn _gomap(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    quiet_panics();
     m.add_class::<Session>()?;
     m.add("GomapError", m.py().get_type::<GomapError>())?;
     m.add_function(wrap_pyfunction!(help_text, m)?)?;
     m.add_function(wrap_pyfunction!(subcommands, m)?)?;
     m.add_function(wrap_pyfunction!(probe_core, m)?)?;
     m.add_function(wrap_pyfunction!(probe_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_probe, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
-/// clap's error as one line: its first paragraph (the message and, for missing arguments, their
-/// names) and the usage line, e.g. "the following required arguments were not provided: <EXPR>
-/// (usage: show [OPTIONS] <EXPR>)".
-fn one_line_usage_error(text: &str) -> String {
-    let mut paras = text.split("\n\n");
-    let first: Vec<&str> = paras.next().unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let mut msg = first.join(" ");
-    msg = msg.trim_start_matches("error: ").trim().to_string();
-    if msg.is_empty() {
-        msg = "bad arguments".to_string();
-    }
-    if let Some(u) = paras.flat_map(str::lines).map(str::trim).find(|l| l.starts_with("Usage: ")) {
-        msg = format!("{msg} (usage: {})", u.trim_start_matches("Usage: "));
-    }
-    msg
-}
-

@@ -54,7 +54,7 @@ impl Target {
             Impl::Classic(c) => c.count,
             Impl::Swiss(s) => s.used,
         };
-        self.mem.uint_at(addr + f.offset, f.size)
+        self.mem.uint_at(addr.wrapping_add(f.offset), f.size)
     }
 
     /// Start of the module's type descriptors: interface type words are offsets from here.
@@ -63,7 +63,7 @@ impl Target {
             let d = &self.bin.dwarf;
             if let Some(g) = d.globals.get("runtime.firstmoduledata") {
                 if let Some(f) = d.field(g.ty, "types") {
-                    if let Ok(v) = self.mem.u64_at(g.addr.wrapping_add(self.bias) + f.offset) {
+                    if let Ok(v) = self.mem.u64_at(g.addr.wrapping_add(self.bias).wrapping_add(f.offset)) {
                         if v != 0 {
                             return Some(v);
                         }
@@ -82,7 +82,7 @@ impl Target {
             .filter_map(|n| d.named(n))
             .find_map(|t| d.field(t, "Type").or_else(|| d.field(t, "_type")).map(|f| f.offset))
             .unwrap_or(8);
-        self.mem.u64_at(itab + off)
+        self.mem.u64_at(itab.wrapping_add(off))
     }
 
     /// Name and DWARF type of a runtime type descriptor.
@@ -105,8 +105,8 @@ impl Target {
         let t = ["internal/abi.Type", "runtime._type"].iter().find_map(|n| d.named(n))?;
         let str_f = d.field(t, "Str").or_else(|| d.field(t, "str"))?;
         let tflag_f = d.field(t, "TFlag").or_else(|| d.field(t, "tflag"))?;
-        let nameoff = self.mem.uint_at(rtype + str_f.offset, 4).ok()? as u32 as i32;
-        let tflag = self.mem.u8_at(rtype + tflag_f.offset).ok()?;
+        let nameoff = self.mem.uint_at(rtype.wrapping_add(str_f.offset), 4).ok()? as u32 as i32;
+        let tflag = self.mem.u8_at(rtype.wrapping_add(tflag_f.offset)).ok()?;
         let base = self.types_base()?;
         let at = base.wrapping_add(nameoff as i64 as u64);
         let hdr = self.mem.bytes(at, 11).ok()?;
@@ -121,7 +121,7 @@ impl Target {
         if len > 1 << 16 {
             return None;
         }
-        let bytes = self.mem.bytes(at + i as u64 + 1, len).ok()?;
+        let bytes = self.mem.bytes(at.wrapping_add(i as u64 + 1), len).ok()?;
         let mut s = String::from_utf8_lossy(&bytes).into_owned();
         if tflag & 2 != 0 && s.starts_with('*') {
             s.remove(0);

@@ -214,6 +214,13 @@ impl<'t> Renderer<'t> {
         self.plan(out, &plan, b, 0);
     }
 
+    /// Renders with a plan the caller looked up once (`Plans::get`): the per-entry path of a walk,
+    /// where a lock and a hash look-up per key and value cost more than rendering an int.
+    #[inline]
+    pub fn value_with(&self, out: &mut Vec<u8>, plan: &Plan, b: &[u8]) {
+        self.plan(out, plan, b, 0);
+    }
+
     fn plan(&self, out: &mut Vec<u8>, p: &Plan, b: &[u8], depth: u32) {
         let json = self.style == Style::Json;
         match p {
@@ -222,9 +229,9 @@ impl<'t> Renderer<'t> {
                 let v = le_uint(b, 0, *n);
                 let shift = 64 - 8 * (*n).clamp(1, 8) as u32;
                 let v = ((v << shift) as i64) >> shift;
-                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+                push_i64(out, v);
             }
-            Plan::Uint(n) => out.extend_from_slice(itoa::Buffer::new().format(le_uint(b, 0, *n)).as_bytes()),
+            Plan::Uint(n) => push_u64(out, le_uint(b, 0, *n)),
             Plan::F32 => float(out, f32::from_bits(le_uint(b, 0, 4) as u32) as f64, true, json),
             Plan::F64 => float(out, f64::from_bits(le_uint(b, 0, 8)), false, json),
             Plan::C64 | Plan::C128 => {
@@ -332,7 +339,12 @@ impl<'t> Renderer<'t> {
             out.extend_from_slice(b",\"items\":");
         }
         if n > c || (n > 0 && p == 0) {
-            return self.error(out, format!("impossible slice: len {n}, cap {c}, array {p:#x}"));
+            self.error(out, format!("impossible slice: len {n}, cap {c}, array {p:#x}"));
+            // The slice object is already open: close it, or the JSON document breaks.
+            if json {
+                out.push(b'}');
+            }
+            return;
         }
         let shown = n.min(MAX_ITEMS);
         let plan = self.t.plans.get(&self.t.bin.dwarf, elem);
@@ -470,6 +482,63 @@ fn direct_iface(d: &DwarfInfo, id: TypeId, depth: u32) -> bool {
     }
 }
 
+/// Decimal digits straight into the output. Every copy has a length known at compile time: a
+/// variable-length `extend_from_slice` of an itoa buffer became a memcpy call per integer, which
+/// was a fifth of a 1M-entry int map's decode (and `ilog10` to size the number cost as much again).
+#[inline]
+pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    // Digits are written backwards to end at buf[20]; the 20-byte window starting at the first
+    // digit is then appended whole and the surplus truncated.
+    let mut buf = [b'0'; 40];
+    let mut i = 20;
+    while v >= 10_000 {
+        let r = (v % 10_000) as usize;
+        v /= 10_000;
+        let (hi, lo) = (r / 100 * 2, r % 100 * 2);
+        i -= 4;
+        buf[i..i + 2].copy_from_slice(&PAIRS[hi..hi + 2]);
+        buf[i + 2..i + 4].copy_from_slice(&PAIRS[lo..lo + 2]);
+    }
+    while v >= 100 {
+        let d = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    }
+    if v >= 10 {
+        let d = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    let start = out.len();
+    if let Ok(window) = <&[u8; 20]>::try_from(&buf[i..i + 20]) {
+        out.extend_from_slice(window);
+    }
+    out.truncate(start + (20 - i));
+}
+
+#[inline]
+pub fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+static PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 static HEX: [[u8; 2]; 256] = {
     let digits = b"0123456789abcdef";
     let mut t = [[0u8; 2]; 256];
@@ -482,10 +551,26 @@ static HEX: [[u8; 2]; 256] = {
 };
 
 pub fn hex(out: &mut Vec<u8>, v: u64, quoted: bool) {
-    if quoted {
-        out.push(b'"');
+    // The same text as format!("{v:#x}"), without a String per pointer.
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(x & 15) as usize];
+        x >>= 4;
+        if x == 0 {
+            break;
+        }
     }
-    out.extend_from_slice(format!("{v:#x}").as_bytes());
+    i -= 2;
+    buf[i] = b'0';
+    buf[i + 1] = b'x';
+    if quoted {
+        i -= 1;
+        buf[i] = b'"';
+    }
+    out.extend_from_slice(&buf[i..]);
     if quoted {
         out.push(b'"');
     }
@@ -559,4 +644,34 @@ fn go_quote_bytes(out: &mut Vec<u8>, b: &[u8]) {
         }
     }
     out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_and_addresses_render_like_format() {
+        let mut cases: Vec<u64> = vec![0, 1, 9, 10, 99, 100, 101, 999, 1000, 65535, 1 << 53, (1 << 53) + 1, u64::MAX, u64::MAX - 1];
+        for p in 0..20 {
+            let x = 10u64.pow(p);
+            cases.extend([x - 1, x, x + 1]);
+        }
+        for v in cases {
+            let mut out = Vec::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+            for i in [v as i64, (v as i64).wrapping_neg(), i64::MIN, i64::MAX] {
+                out.clear();
+                push_i64(&mut out, i);
+                assert_eq!(out, i.to_string().as_bytes());
+            }
+            out.clear();
+            hex(&mut out, v, false);
+            assert_eq!(out, format!("{v:#x}").as_bytes());
+            out.clear();
+            hex(&mut out, v, true);
+            assert_eq!(out, format!("\"{v:#x}\"").as_bytes());
+        }
+    }
 }

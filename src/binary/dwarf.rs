@@ -76,7 +76,14 @@ impl DwarfInfo {
             ));
         }
         let endian = if obj.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
+        // Only what type discovery reads: DIEs, abbreviations and strings. Line tables, location and
+        // range lists are over half of a Go binary's compressed DWARF, and decompressing them was the
+        // largest fixed cost of every command.
+        use gimli::SectionId as S;
         let sections = gimli::DwarfSections::load(|id| -> Result<std::borrow::Cow<'_, [u8]>> {
+            if !matches!(id, S::DebugInfo | S::DebugAbbrev | S::DebugStr | S::DebugStrOffsets | S::DebugLineStr | S::DebugAddr) {
+                return Ok(std::borrow::Cow::Borrowed(&[][..]));
+            }
             match obj.section_by_name(id.name()) {
                 Some(s) => s
                     .uncompressed_data()
@@ -94,7 +101,7 @@ impl DwarfInfo {
         let mut units = dwarf.units();
         let mut dies = 0usize;
         while let Some(header) = units.next()? {
-            let unit = dwarf.unit(header)?;
+            let unit = bare_unit(dwarf, header)?;
             let mut cursor = unit.entries();
             // The open struct / array whose children we are reading, with its depth.
             let mut parent: Option<(TypeId, isize)> = None;
@@ -245,6 +252,39 @@ impl DwarfInfo {
     pub fn name_of(&self, id: TypeId) -> &str {
         self.types.get(&id).map(|t| t.name.as_str()).unwrap_or("?")
     }
+}
+
+/// A unit as `Dwarf::unit` builds it, minus the line program (its .debug_line is not loaded).
+fn bare_unit<'a>(dwarf: &gimli::Dwarf<R<'a>>, header: gimli::UnitHeader<R<'a>>) -> gimli::Result<gimli::Unit<R<'a>>> {
+    let abbreviations = dwarf.abbreviations(&header)?;
+    let (mut str_offsets_base, mut addr_base) = (
+        gimli::DebugStrOffsetsBase::default_for_encoding_and_file(header.encoding(), dwarf.file_type),
+        gimli::DebugAddrBase(0),
+    );
+    {
+        let mut cursor = header.entries(&abbreviations);
+        if let Some(root) = cursor.next_dfs()? {
+            if let Some(AttributeValue::DebugStrOffsetsBase(b)) = root.attr_value(gimli::DW_AT_str_offsets_base) {
+                str_offsets_base = b;
+            }
+            if let Some(AttributeValue::DebugAddrBase(b)) = root.attr_value(gimli::DW_AT_addr_base) {
+                addr_base = b;
+            }
+        }
+    }
+    Ok(gimli::Unit {
+        abbreviations,
+        name: None,
+        comp_dir: None,
+        low_pc: 0,
+        str_offsets_base,
+        addr_base,
+        loclists_base: gimli::DebugLocListsBase::default_for_encoding_and_file(header.encoding(), dwarf.file_type),
+        rnglists_base: gimli::DebugRngListsBase::default_for_encoding_and_file(header.encoding(), dwarf.file_type),
+        line_program: None,
+        dwo_id: None,
+        header,
+    })
 }
 
 fn ref_attr(unit: &gimli::Unit<R<'_>>, v: Option<AttributeValue<R<'_>>>) -> Option<TypeId> {

@@ -2,6 +2,7 @@
 
 pub mod buildinfo;
 pub mod dwarf;
+pub mod frames;
 
 use crate::error::{Error, Result};
 use crate::memory::exe::ExeImage;
@@ -29,6 +30,16 @@ impl Binary {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: read-only private mapping; the bytes are treated as untrusted input.
         let data = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
+        Binary::from_mmap(path, data)
+    }
+
+    /// Parses an executable already in memory (fuzz targets and tests); `path` only names it.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Binary> {
+        Binary::from_mmap(path, Arc::new(anon_copy(bytes).map_err(|e| Error::io(path, e))?))
+    }
+
+    /// Parses a mapped executable. Every byte is untrusted: errors, never panics.
+    pub fn from_mmap(path: &Path, data: Arc<Mmap>) -> Result<Binary> {
         let p = path.display();
         let obj = object::File::parse(&data[..]).map_err(|_| Error::Binary(format!("{p}: not an executable this tool can read (expected a 64-bit ELF Go binary)")))?;
         if obj.format() != object::BinaryFormat::Elf || !obj.is_64() {
@@ -69,4 +80,12 @@ impl Binary {
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbols.get(name).copied()
     }
+}
+
+/// A read-only anonymous mapping holding a copy of `bytes`: lets in-memory inputs use the same
+/// mmap-based readers as files.
+pub fn anon_copy(bytes: &[u8]) -> std::io::Result<Mmap> {
+    let mut m = memmap2::MmapMut::map_anon(bytes.len())?;
+    m.copy_from_slice(bytes);
+    m.make_read_only()
 }

@@ -5,7 +5,7 @@
 //! entry, so a live slot exists in exactly one of the two arrays: walking both yields every entry
 //! exactly once without computing Go's hash function.
 
-use super::{interrupted, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
+use super::{changed_message, changed_since, interrupted, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
 use crate::error::{Error, Result};
 use crate::layout::{ClassicLayout, MapType};
 use crate::memory::{Memory, MemoryExt};
@@ -46,6 +46,10 @@ struct Walker<'a> {
     s: ClassicStats,
     want_entries: bool,
     visited: u64,
+    /// Evacuation marks found in the current array, where only old buckets can have them.
+    misplaced_evacuated: u64,
+    /// Live targets: regions that read differently after they were decoded.
+    changed: u64,
     kbuf: Vec<u8>,
     ebuf: Vec<u8>,
 }
@@ -74,7 +78,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
     h.bytes = c.header_size;
     let buckets = c.buckets.get(&hdr);
     let want_entries = v.wants_entries();
-    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, kbuf: Vec::new(), ebuf: Vec::new() };
+    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, misplaced_evacuated: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new() };
     if w.s.b > MAX_B {
         w.h.corrupt(format!("impossible B = {} (a map cannot have 2^{} buckets)", w.s.b, w.s.b));
         w.h.classic = Some(w.s);
@@ -102,6 +106,18 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
             w.s.old_bytes = w.h.bytes - before;
         }
     }
+    if changed_since(mem, addr, &hdr) {
+        w.changed += 1;
+    }
+    if w.changed > 0 {
+        w.h.corrupt(changed_message(w.changed));
+    }
+    if w.misplaced_evacuated > 0 {
+        w.h.corrupt(format!(
+            "{} slots of the current bucket array carry evacuation marks (tophash 2-4), which only old buckets can have",
+            w.misplaced_evacuated
+        ));
+    }
     if w.h.live != w.h.len && !interrupted() {
         let why = if mem.is_live() { " (the map changed while it was read)" } else { "" };
         w.h.corrupt(format!("count says {} entries but {} live slots were found{why}", w.h.len, w.h.live));
@@ -126,19 +142,28 @@ impl Walker<'_> {
             if interrupted() {
                 return;
             }
+            if self.visited > MAX_BUCKETS {
+                self.h.corrupt(format!("stopped after {MAX_BUCKETS} buckets (the walk's limit)"));
+                return;
+            }
             let k = per_chunk.min(n - i);
             let at = base.wrapping_add(i * bs);
             let chunk = match self.mem.bytes(at, (k * bs) as usize) {
                 Ok(b) => b,
                 Err(e) => {
-                    self.h.corrupt(format!("{} bucket array is unreadable at bucket {i}: {e}", if old { "old" } else { "" }));
+                    self.h.corrupt(format!("{}bucket array is unreadable at bucket {i}: {e}", if old { "old " } else { "" }));
                     return;
                 }
             };
             for j in 0..k {
                 let b = &chunk[(j * bs) as usize..((j + 1) * bs) as usize];
-                self.chain(b, at + j * bs, old, i + j, v);
+                self.chain(b, at.wrapping_add(j * bs), old, i + j, v);
             }
+            if changed_since(self.mem, at, &chunk) {
+                self.changed += 1;
+            }
+            drop(chunk);
+            self.mem.release(at, (k * bs) as usize);
             i += k;
         }
     }
@@ -184,6 +209,9 @@ impl Walker<'_> {
             }
             let b = std::mem::take(&mut buf);
             let (l, d) = self.bucket(&b, next, old, index, len as u32, v);
+            if changed_since(self.mem, next, &b) {
+                self.changed += 1;
+            }
             live += l;
             tomb += d;
             if old {
@@ -231,8 +259,14 @@ impl Walker<'_> {
                     self.h.deleted += 1;
                     tomb += 1;
                 }
-                EVACUATED_X | EVACUATED_Y => self.s.evacuated_slots += 1,
-                EVACUATED_EMPTY => self.h.empty += 1,
+                EVACUATED_X | EVACUATED_Y => {
+                    self.s.evacuated_slots += 1;
+                    self.misplaced_evacuated += u64::from(!old);
+                }
+                EVACUATED_EMPTY => {
+                    self.h.empty += 1;
+                    self.misplaced_evacuated += u64::from(!old);
+                }
                 _ => {
                     live += 1;
                     if self.want_entries {

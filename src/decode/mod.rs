@@ -230,6 +230,26 @@ pub fn walk_memory(mem: &dyn Memory, m: &MapType, addr: u64, v: &mut dyn Visitor
     Ok(h)
 }
 
+/// On a live target, whether the bytes decoded from `addr` read differently now: the region changed
+/// while it was decoded, so what was reported from it may mix two states. A slot that reads the
+/// same after its key and value were rendered still holds them, so the strings and objects it
+/// points to were alive (and, being immutable or unchanged, correct) when they were read.
+pub(crate) fn changed_since(mem: &dyn Memory, addr: u64, bytes: &[u8]) -> bool {
+    if !mem.is_live() || bytes.is_empty() {
+        return false;
+    }
+    let mut again = vec![0u8; bytes.len()];
+    match mem.read(addr, &mut again) {
+        Ok(()) => again != bytes,
+        Err(_) => true,
+    }
+}
+
+/// The one message for a live walk that saw its map change.
+pub(crate) fn changed_message(regions: u64) -> String {
+    format!("{regions} regions of the map (header, directory, tables, buckets or groups) changed while they were read: entries and counts may mix two states")
+}
+
 /// Reads a slot's key or elem: in place, or behind a pointer for indirect slots.
 pub(crate) fn slot_bytes<'a>(
     mem: &dyn Memory,

@@ -5,7 +5,7 @@
 //! is visited once. Tables grow by replacement, never incrementally, so every full slot of every
 //! unique table is exactly one entry.
 
-use super::{interrupted, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
+use super::{changed_message, changed_since, interrupted, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
 use crate::error::{Error, Result};
 use crate::layout::{MapType, SwissLayout};
 use crate::memory::{le_uint, Memory, MemoryExt};
@@ -34,6 +34,8 @@ struct Walker<'a> {
     s: SwissStats,
     want_entries: bool,
     visited: u64,
+    /// Live targets: regions that read differently after they were decoded.
+    changed: u64,
     kbuf: Vec<u8>,
     ebuf: Vec<u8>,
 }
@@ -56,7 +58,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
     let dir_len = l.dir_len.get(&hdr) as i64;
     s.global_depth = l.global_depth.get(&hdr);
     let want_entries = v.wants_entries();
-    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, kbuf: Vec::new(), ebuf: Vec::new() };
+    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new() };
     if dir_len == 0 {
         w.s.small = true;
         if dir_ptr != 0 {
@@ -66,6 +68,9 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
                     w.s.groups = 1;
                     w.s.capacity = 8;
                     w.group(&g, dir_ptr, None, 0, v);
+                    if changed_since(mem, dir_ptr, &g) {
+                        w.changed += 1;
+                    }
                 }
                 Err(e) => w.h.corrupt(format!("the small map's group at {dir_ptr:#x} is unreadable: {e}")),
             }
@@ -74,6 +79,12 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
         }
     } else {
         w.directory(dir_ptr, dir_len, v);
+    }
+    if changed_since(mem, addr, &hdr) {
+        w.changed += 1;
+    }
+    if w.changed > 0 {
+        w.h.corrupt(changed_message(w.changed));
     }
     if w.h.live != w.h.len && !interrupted() {
         let why = if mem.is_live() { " (the map changed while it was read)" } else { "" };
@@ -125,6 +136,9 @@ impl Walker<'_> {
                 continue;
             }
             self.table(ordinal, tp, first, count, v);
+        }
+        if changed_since(self.mem, dir_ptr, &dir) {
+            self.changed += 1;
         }
     }
 
@@ -195,9 +209,17 @@ impl Walker<'_> {
             };
             for j in 0..k {
                 let gb = &chunk[(j * gs) as usize..((j + 1) * gs) as usize];
-                self.group(gb, at + j * gs, Some(ordinal), g + j, v);
+                self.group(gb, at.wrapping_add(j * gs), Some(ordinal), g + j, v);
             }
+            if changed_since(self.mem, at, &chunk) {
+                self.changed += 1;
+            }
+            drop(chunk);
+            self.mem.release(at, (k * gs) as usize);
             g += k;
+        }
+        if changed_since(self.mem, tp, &tb) {
+            self.changed += 1;
         }
         let full = self.h.live - live0;
         let deleted = self.h.deleted - del0;

@@ -5,85 +5,14 @@
 use super::classic::{EMPTY_ONE, EMPTY_REST, EVACUATED_EMPTY, EVACUATED_X, EVACUATED_Y, FLAG_SAME_SIZE_GROW};
 use super::swiss::{CTRL_DELETED, CTRL_EMPTY};
 use super::*;
-use crate::layout::{ClassicLayout, Off, Slots, SwissLayout};
 use crate::memory::image::ImageMemory;
 
-fn off(offset: u64, size: u64) -> Off {
-    Off { offset, size }
-}
-
-/// map[uint64]uint64 as Go ≤ 1.23 lays it out: hmap of 48 bytes, bucket = tophash[8], keys[8],
-/// elems[8], overflow pointer (144 bytes). With `indirect`, keys are 200-byte values behind pointers.
 fn classic_type(indirect_key: bool) -> MapType {
-    let c = ClassicLayout {
-        header_size: 48,
-        count: off(0, 8),
-        flags: off(8, 1),
-        b: off(9, 1),
-        noverflow: off(10, 2),
-        buckets: off(16, 8),
-        oldbuckets: off(24, 8),
-        nevacuate: off(32, 8),
-        bucket_type: "bucket<uint64,uint64>".into(),
-        bucket_size: 144,
-        tophash: 0,
-        overflow: off(136, 8),
-        slots: Slots { key_base: 8, key_stride: 8, elem_base: 72, elem_stride: 8, key_indirect: indirect_key, elem_indirect: false },
-    };
-    MapType {
-        id: 1,
-        name: "map[uint64]uint64".into(),
-        key: 2,
-        elem: 3,
-        key_size: if indirect_key { 200 } else { 8 },
-        elem_size: 8,
-        header_type: "hash<uint64,uint64>".into(),
-        imp: Impl::Classic(c),
-    }
+    crate::layout::reference::classic(indirect_key, 200)
 }
 
-/// map[uint64]uint64 as Go 1.24+ lays it out: Map of 48 bytes, table of 32, group = ctrl word + 8
-/// slots {key, elem} (136 bytes); `split` puts keys[8] then elems[8] after the ctrl word (Go 1.27
-/// mapsplitgroup), which has the same size but other offsets.
 fn swiss_type(split: bool) -> MapType {
-    let slots = if split {
-        Slots { key_base: 8, key_stride: 8, elem_base: 72, elem_stride: 8, key_indirect: false, elem_indirect: false }
-    } else {
-        Slots { key_base: 8, key_stride: 16, elem_base: 16, elem_stride: 16, key_indirect: false, elem_indirect: false }
-    };
-    let s = SwissLayout {
-        header_size: 48,
-        used: off(0, 8),
-        dir_ptr: off(16, 8),
-        dir_len: off(24, 8),
-        global_depth: off(32, 1),
-        global_shift: off(33, 1),
-        writing: off(34, 1),
-        table_type: "table<uint64,uint64>".into(),
-        table_size: 32,
-        t_used: off(0, 2),
-        t_capacity: off(2, 2),
-        t_growth_left: off(4, 2),
-        t_local_depth: off(6, 1),
-        t_index: off(8, 8),
-        t_groups_data: off(16, 8),
-        t_groups_mask: off(24, 8),
-        group_type: "group<uint64,uint64>".into(),
-        group_size: 136,
-        ctrl: off(0, 8),
-        split,
-        slots,
-    };
-    MapType {
-        id: 1,
-        name: "map[uint64]uint64".into(),
-        key: 2,
-        elem: 3,
-        key_size: 8,
-        elem_size: 8,
-        header_type: "map<uint64,uint64>".into(),
-        imp: Impl::Swiss(s),
-    }
+    crate::layout::reference::swiss(split)
 }
 
 fn put(buf: &mut [u8], at: u64, size: u64, v: u64) {

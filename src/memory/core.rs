@@ -36,6 +36,8 @@ pub struct CoreMemory {
     entry: Option<u64>,
     exe: Option<(ExeImage, u64)>,
     path: String,
+    /// Whether `release` may drop pages: only for the file mapping `open` makes.
+    release_pages: bool,
 }
 
 impl CoreMemory {
@@ -46,7 +48,19 @@ impl CoreMemory {
         // SAFETY: the mapping is read-only and private; a core being rewritten under us would only
         // give wrong bytes, which every decoder already treats as untrusted.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let pname = path.display().to_string();
+        let mut core = CoreMemory::from_mmap(map, path.display().to_string(), exe)?;
+        core.release_pages = true;
+        Ok(core)
+    }
+
+    /// A core already in memory (fuzz targets and tests); `name` is how errors refer to it.
+    pub fn from_bytes(name: &str, bytes: &[u8], exe: Option<ExeImage>) -> Result<Self> {
+        let map = crate::binary::anon_copy(bytes).map_err(|e| Error::Core(format!("{name}: {e}")))?;
+        CoreMemory::from_mmap(map, name.to_string(), exe)
+    }
+
+    /// Parses a mapped core. Every byte is untrusted: errors, never panics.
+    pub fn from_mmap(map: Mmap, pname: String, exe: Option<ExeImage>) -> Result<Self> {
         let hdr = elf::FileHeader64::<object::Endianness>::parse(&map[..])
             .map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
         let endian = hdr.endian().map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
@@ -99,7 +113,7 @@ impl CoreMemory {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false };
         if let Some(exe) = exe {
             let bias = if exe.pie { entry.map(|e| e.wrapping_sub(exe.entry)).unwrap_or(0) } else { 0 };
             core.check_belongs(&exe, bias)?;
@@ -193,7 +207,9 @@ impl Memory for CoreMemory {
                 while done < buf.len() {
                     let a = addr.wrapping_add(done as u64);
                     let chunk = match self.find(a) {
-                        Some(s) => ((s.vaddr + s.memsz - a) as usize).min(buf.len() - done),
+                        // Bytes left in the segment; `find` guarantees a - vaddr < memsz (no overflow
+                        // even for a hostile memsz near 2^64).
+                        Some(s) => usize::try_from(s.memsz - (a - s.vaddr)).unwrap_or(usize::MAX).min(buf.len() - done),
                         None => buf.len() - done,
                     };
                     // Within one segment, try the core then the executable, byte range by range.
@@ -210,6 +226,30 @@ impl Memory for CoreMemory {
     }
     fn view(&self, addr: u64, len: usize) -> Option<&[u8]> {
         self.core_view(addr, len).or_else(|| self.exe_view(addr, len))
+    }
+    fn release(&self, addr: u64, len: usize) {
+        if !self.release_pages {
+            return;
+        }
+        let Some(s) = self.find(addr) else { return };
+        let rel = addr - s.vaddr;
+        if rel.saturating_add(len as u64) > s.filesz {
+            return;
+        }
+        let Ok(start) = usize::try_from(s.offset + rel) else { return };
+        // Rounded out to the kernel's fault-around window (64 KiB): a fault maps that whole window,
+        // and swiss maps' many small group arrays would otherwise leave their neighbours resident.
+        // Dropping a page someone still needs only costs a fault to bring it back.
+        const WINDOW: usize = 64 << 10;
+        let first = start & !(WINDOW - 1);
+        let end = start.saturating_add(len).next_multiple_of(WINDOW).min(self.map.len()) & !4095;
+        if end > first {
+            // SAFETY: `release_pages` is only set by `open`, whose mapping is a private, read-only
+            // mapping of a file that is never written through it. MADV_DONTNEED there only drops page
+            // table entries: the next access faults the same bytes back in from the page cache, so a
+            // view handed out earlier still reads the same content.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+        }
     }
     fn describe(&self) -> String {
         format!("core {}", self.path)

@@ -34,6 +34,9 @@ pub trait Memory: Send + Sync {
     fn is_live(&self) -> bool {
         false
     }
+    /// A hint that the walk is done with these bytes: a source that maps them may drop their pages,
+    /// so that streaming a map's bucket arrays keeps the resident set flat whatever the map's size.
+    fn release(&self, _addr: u64, _len: usize) {}
 }
 
 /// Typed little-endian reads on top of any source (Go targets we support are little-endian).
