@@ -3,11 +3,18 @@
 # against every fixture toolchain, from kernel cores and live processes.
 #   GOMAP_TAGS=go1.23,go1.26 scripts/test.sh   restricts the toolchain matrix
 #   scripts/test.sh -k lldb                    extra arguments go to pytest
+#   GOMAP_NO_FUZZ=1 scripts/test.sh            skips the fuzz smoke (scripts/fuzz.sh --smoke)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOMAP_CACHE="${GOMAP_CACHE:-$HOME/.cache/gomap}"
 scripts/setup.sh --no-demo
 printf '\n== cargo test\n' >&2
 cargo test --release --quiet 2>&1 | grep -v '^\s*Compiling' || exit 1
+if [ "${GOMAP_NO_FUZZ:-0}" != 1 ]; then
+    # Fuzz smoke: every fuzz target for a few seconds, replaying past crashes (scripts/fuzz.sh;
+    # the first run installs cargo-fuzz into the cache and builds the targets, a few minutes).
+    printf '\n== fuzz smoke (GOMAP_NO_FUZZ=1 skips)\n' >&2
+    scripts/fuzz.sh --smoke >&2 || exit 1
+fi
 printf '\n== pytest (CLI, gdb, LLDB) on the fixture matrix\n' >&2
 exec "$GOMAP_CACHE/venv/bin/pytest" -q -p no:cacheprovider tests "$@"

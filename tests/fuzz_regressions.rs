@@ -1,0 +1,63 @@
+//! Replays every input the fuzzers ever crashed on (fuzz/regressions/TARGET/*) through the same
+//! harness the fuzz targets run (fuzz/src/harness.rs), under plain `cargo test` on stable.
+//! The decoder inputs need the fixture binaries their map types come from (go1.23 classic,
+//! go1.26 swiss; scripts/fixtures.sh): without them those cases are skipped with a note.
+
+#[allow(dead_code)]
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn replay_decode(target: &str, env: &str, tag: &str) {
+    let files = inputs(target);
+    if files.is_empty() {
+        return;
+    }
+    let fx = match harness::Fixture::load(&harness::fixture_path(env, tag)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("skipping {} {target} regression inputs: {e}", files.len());
+            return;
+        }
+    };
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        eprintln!("replaying {}", f.display());
+        harness::run_decode(&fx, &data);
+    }
+}
+
+#[test]
+fn decode_classic_regressions() {
+    replay_decode("decode_classic", "GOMAP_FUZZ_CLASSIC_BIN", "go1.23");
+}
+
+#[test]
+fn decode_swiss_regressions() {
+    replay_decode("decode_swiss", "GOMAP_FUZZ_SWISS_BIN", "go1.26");
+}
+
+#[test]
+fn binary_regressions() {
+    for f in inputs("binary") {
+        eprintln!("replaying {}", f.display());
+        harness::run_binary(&std::fs::read(&f).unwrap());
+    }
+}
+
+#[test]
+fn core_regressions() {
+    let exe = gomap::binary::Binary::open(&harness::fixture_path("GOMAP_FUZZ_CORE_BIN", "go1.23")).ok();
+    for f in inputs("core") {
+        eprintln!("replaying {}", f.display());
+        harness::run_core(&std::fs::read(&f).unwrap(), exe.as_ref());
+    }
+}
