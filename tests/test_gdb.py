@@ -564,3 +564,17 @@ def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
     assert out.count("findings:") < 3, out[-2000:]  # one of the three dumps was cut short
     assert "$1 = 12345" in out and "Traceback" not in out
     assert p.returncode == 0
+
+
+def test_rust_panic_is_one_error_not_a_dead_gdb(fixture_matrix):
+    """A panic in the Rust core (which should never happen) reaches gdb as one GomapError line:
+    no Rust report or backtrace on the terminal, and gdb and gomap go on working."""
+    row = fixture_matrix.get("go1.26") or next(iter(fixture_matrix.values()))
+    probe = ("python exec(\"import sys\\nm = sys.modules['_gomap']\\ntry:\\n m._panic_probe()\\n"
+             "except m.GomapError as e:\\n print('caught: %s' % e)\")")
+    g = Gdb([row["binary"], row["core"]], [probe, "gomap show main.intMap --json", "print 7"])
+    line = one_error_line(g[0], "caught: internal error: panic probe")
+    assert "please report it" in line
+    assert "panicked" not in g.text and "stack backtrace" not in g.text, g.text[-2000:]
+    assert json.loads(g[1])["len"] == 10
+    assert printed(g[2]) == "7"

@@ -1,0 +1,366 @@
+"""The LLDB extension (python/gomap_lldb.py) in real LLDB, in batch mode (`lldb -b`): every map of
+every toolchain from its kernel core, compared with the fixture's ground truth and with the CLI's
+JSON; live processes (attach, and launch + breakpoint with frame locals); the type summary and
+synthetic children; and every error giving one line, never a traceback.
+
+Many commands run in one LLDB process (`command source -e false FILE`), so the whole file stays
+within a few minutes on two cores."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+import fixturelib as F
+from test_gdb import locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
+PLUGIN = os.path.join(REPO, "python", "gomap_lldb.py")
+LLDB = shutil.which("lldb-16") or shutil.which("lldb")  # python3-lldb-16 pairs with lldb-16
+NOISE = ("warning: This version of LLDB has no plugin for the language",)
+
+
+def _pick(*wanted):
+    """Tags of the selected matrix (GOMAP_TAGS) for the tests that need only a few: for each
+    (preferred tag, predicate on its spec), the preferred one if selected, else the first selected
+    tag the predicate accepts."""
+    specs = F.tag_specs()
+    out = []
+    for prefer, pred in wanted:
+        tags = [sp["tag"] for sp in specs if pred(sp)]
+        tag = prefer if prefer in tags else (tags[0] if tags else None)
+        if tag is not None and tag not in out:
+            out.append(tag)
+    return out
+
+
+CLASSIC = lambda sp: sp["impl"] == "classic"  # noqa: E731
+SWISS = lambda sp: sp["impl"] == "swiss"  # noqa: E731
+READER_TAGS = _pick(("go1.22", CLASSIC), ("go1.25-noswissmap", lambda sp: sp["goexperiment"] == "noswissmap"),
+                    ("go1.26-pie", lambda sp: sp["pie"]), ("go1.27-mapsplitgroup", SWISS))
+LIVE_TAGS = _pick(("go1.23", CLASSIC), ("go1.26", SWISS))
+LOCALS_TAGS = _pick(("go1.22", CLASSIC), ("go1.26", SWISS))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lldb_present():
+    if LLDB is None:
+        pytest.fail("lldb is not installed (scripts/toolchains.sh installs lldb-16 and python3-lldb-16)", pytrace=False)
+
+
+def lldb(args, commands, timeout=300, env=None, cwd=None):
+    """Runs LLDB in batch mode on `args` with the plugin imported and `commands` executed in order
+    (errors do not stop the list). Returns (full output, [(command, output lines)])."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lldb", delete=False) as f:
+        f.write("\n".join(commands) + "\n")
+        script = f.name
+    try:
+        p = subprocess.run([LLDB, "--no-lldbinit", "-b", *[str(a) for a in args],
+                            "-o", "command script import " + PLUGIN,
+                            "-o", "command source -e false " + script],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                           timeout=timeout, env=dict(os.environ, **(env or {})), cwd=cwd or tempfile.gettempdir(),
+                           stdin=subprocess.DEVNULL)
+    finally:
+        os.unlink(script)
+    out = p.stdout
+    assert "Traceback" not in out, out[-3000:]
+    blocks, cur = [], None
+    in_script = False
+    for line in out.splitlines():
+        if line.startswith(NOISE):
+            continue
+        if line.startswith("(lldb) command source"):
+            in_script = True
+            continue
+        if line.startswith("(lldb) ") and in_script:
+            cur = (line[len("(lldb) "):], [])
+            blocks.append(cur)
+        elif cur is not None:
+            cur[1].append(line)
+    got = [b[0] for b in blocks]
+    assert got == commands[:len(got)] and len(got) == len(commands), "LLDB ran %s\nout:\n%s" % (got, out[-3000:])
+    return out, blocks
+
+
+def json_of(block):
+    cmd, lines = block
+    text = "\n".join(lines).strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise AssertionError("%s: not JSON:\n%s" % (cmd, text[:2000]))
+
+
+def cli_json(target, *args):
+    p = subprocess.run([GOMAP, *args[:1], *target, *args[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=120)
+    assert p.returncode in (0, 1), p.stderr
+    return json.loads(p.stdout)
+
+
+def assert_map_matches(got, tm, expr, impl):
+    diff = F.diff_entries(tm["entries"], got["entries"])
+    assert not diff, "%s: entries differ from the fixture's truth:\n%s" % (expr, diff)
+    assert got["len"] == tm["len"], expr
+    assert got["type"] == tm["type"], expr
+    assert got["impl"] == impl, expr
+    assert got["truncated"] is False, expr
+
+
+def core_args(fixture):
+    return [fixture["binary"], "-c", fixture["core"]]
+
+
+# ---- cores, every toolchain ----------------------------------------------------------------------------
+
+def test_core_every_map_equals_truth_and_cli(fixture, truth):
+    """Every fixture map through `gomap show --json` in LLDB: entries equal the truth, and the whole
+    JSON document equals the CLI's for the same core."""
+    exprs = list(truth["maps"])
+    cmds = ["gomap show %s --json --limit 0" % e for e in exprs]
+    cmds += ["gomap check --json", "gomap maps --json", "gomap layout --json",
+             "gomap show main.bigMap --limit 3 --json"]
+    _, blocks = lldb(core_args(fixture), cmds)
+    target = ["--binary", fixture["binary"], "--core", fixture["core"]]
+    for expr, block in zip(exprs, blocks):
+        got = json_of(block)
+        tm = truth["maps"][expr]
+        assert got["address"] == tm["address"], expr
+        assert_map_matches(got, tm, expr, fixture["impl"])
+        assert got == cli_json(target, "show", expr, "--json", "--limit", "0"), expr
+    n = len(exprs)
+    assert json_of(blocks[n]) == cli_json(target, "check", "--json")
+    assert json_of(blocks[n + 1]) == cli_json(target, "maps", "--json")
+    assert json_of(blocks[n + 2]) == cli_json(target, "layout", "--json")
+    big = json_of(blocks[n + 3])
+    assert big["len"] >= 1000000 and len(big["entries"]) == 3 and big["truncated"] is True
+
+
+@pytest.mark.parametrize("tag", READER_TAGS)
+def test_core_through_lldb_memory_reads(fixture_matrix, tag):
+    """GOMAP_MEMORY=debugger: every byte comes through SBProcess/SBTarget.ReadMemory (how remote
+    targets are read), with the PIE load bias found through LLDB's symbols; same JSON as the CLI."""
+    row = fixture_matrix[tag]
+    truth = F.load_truth(row["truth"])
+    exprs = list(truth["maps"])
+    cmds = ["gomap show %s --json --limit 0" % e for e in exprs] + ["gomap layout"]
+    _, blocks = lldb(core_args(row), cmds, env={"GOMAP_MEMORY": "debugger"})
+    target = ["--binary", row["binary"], "--core", row["core"]]
+    for expr, block in zip(exprs, blocks):
+        got = json_of(block)
+        assert_map_matches(got, truth["maps"][expr], expr, row["impl"])
+        assert got == cli_json(target, "show", expr, "--json", "--limit", "0"), expr
+    layout = "\n".join(blocks[-1][1])
+    assert "memory      lldb" in layout, layout
+
+
+def test_core_text_buckets_and_check(fixture_matrix):
+    row = fixture_matrix.get("go1.23") or next(iter(fixture_matrix.values()))
+    cmds = ["gomap show main.litMap", "gomap buckets main.tombMap --range 0", "gomap check main.deletedMap",
+            "gomap show --help", "help gomap", "gomap show 0x%x --type 'map[string]string' --limit 2"
+            % int(F.load_truth(row["truth"])["maps"]["main.litMap"]["address"], 16)]
+    _, blocks = lldb(core_args(row), cmds)
+    text = {c: "\n".join(lines) for c, lines in blocks}
+    assert "main.litMap  map[string]string" in text[cmds[0]] and '"alpha": "one"' in text[cmds[0]]
+    assert "legend:" in text[cmds[1]]
+    assert "oversized" in text[cmds[2]] and "warning" in text[cmds[2]]
+    assert "show [OPTIONS] <EXPR>" in text[cmds[3]] and "--limit" in text[cmds[3]]
+    assert "gomap show|buckets|check|maps|layout" in text[cmds[4]]
+    assert "entries (2 shown)" in text[cmds[5]]
+
+
+# ---- summary and synthetic children -------------------------------------------------------------------
+
+def test_summary_and_children_on_every_toolchain(fixture, truth):
+    """`target variable main.m` on package-level maps: the summary says len=N, and with -P 1 (LLDB
+    expands pointers only on request) one child per entry, rendered by the Rust core."""
+    exprs = ["main.intMap", "main.litMap", "main.emptyMap", "main.nilMap", "main.structMap", "main.boolMap"]
+    cmds = ["target variable -P 1 %s" % e for e in exprs]
+    cmds += ["target variable main.litMap", "target variable -r '^main\\.oneMap$'", "target variable main"]
+    _, blocks = lldb(core_args(fixture), cmds)
+    for expr, (cmd, lines) in zip(exprs, blocks):
+        tm = truth["maps"][expr]
+        text = "\n".join(lines)
+        head = [l for l in lines if l.startswith("(%s) %s = " % (tm["type"], expr))]
+        assert len(head) == 1, "%s: no typed value:\n%s" % (expr, text)
+        assert head[0].startswith("(%s) %s = %#018x len=%d" % (tm["type"], expr, int(tm["address"], 16), tm["len"])), text
+        if tm["address"] == "0x0":
+            assert head[0].endswith("len=0 (nil)"), text
+        children = [l.strip() for l in lines if l.startswith("  [")]
+        assert len(children) == tm["len"], text
+    lit = "\n".join(blocks[1][1])
+    for e in truth["maps"]["main.litMap"]["entries"]:
+        assert "[%s] = %s" % (json.dumps(e["key"], ensure_ascii=False), json.dumps(e["value"], ensure_ascii=False)) in lit, lit
+    ints = "\n".join(blocks[0][1])
+    for e in truth["maps"]["main.intMap"]["entries"]:
+        assert "[%d] = %d" % (e["key"], e["value"]) in ints, ints
+    bools = "\n".join(blocks[5][1])
+    for e in truth["maps"]["main.boolMap"]["entries"]:
+        assert "[%s] = %d" % (str(e["key"]).lower(), e["value"]) in bools, bools
+    # Without -P the value is one line: address and len; -r finds the same typed value.
+    plain = [l for l in blocks[-3][1] if l.strip()]
+    assert plain == ["(map[string]string) main.litMap = %#018x len=5" % int(truth["maps"]["main.litMap"]["address"], 16)], plain
+    assert "(map[string]int) main.oneMap = %s len=1" % ("%#018x" % int(truth["maps"]["main.oneMap"]["address"], 16)) \
+        in "\n".join(blocks[-2][1])
+    # `target variable main`: every map variable of package main with its len.
+    census = "\n".join(blocks[-1][1])
+    for expr, tm in truth["maps"].items():
+        pkg, _, var = expr.partition(".")
+        if pkg == "main" and "." not in var:
+            assert "  %s = %#018x len=%d" % (var, int(tm["address"], 16), tm["len"]) in census, (expr, census)
+
+
+# ---- live processes ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tag", LIVE_TAGS)
+def test_live_attach_every_map(fixture_matrix, tag):
+    row = fixture_matrix[tag]
+    with F.LiveFixture(row) as (pid, truth, paths):
+        exprs = list(truth["maps"])
+        cmds = ["gomap show %s --json --limit 0" % e for e in exprs]
+        cmds += ["gomap layout", "target variable -P 1 main.litMap", "detach"]
+        _, blocks = lldb(["-p", pid], cmds)
+        for expr, block in zip(exprs, blocks):
+            assert_map_matches(json_of(block), truth["maps"][expr], expr, row["impl"])
+        lit = "\n".join(blocks[-2][1])
+        assert "(map[string]string) main.litMap = %#018x len=5 {" % int(truth["maps"]["main.litMap"]["address"], 16) in lit, lit
+        assert '["alpha"] = "one"' in lit, lit
+        layout = "\n".join(blocks[-3][1])
+        assert "/proc/%d/mem" % pid in layout or "pid %d" % pid in layout, layout[:600]
+        # The same through LLDB's memory reads of the stopped process.
+        _, blocks = lldb(["-p", pid], ["gomap show main.ifaceMap --json --limit 0", "detach"],
+                         env={"GOMAP_MEMORY": "debugger"})
+        assert_map_matches(json_of(blocks[0]), truth["maps"]["main.ifaceMap"], "main.ifaceMap", row["impl"])
+
+
+LAUNCH = ["process handle -s false -n false -p true SIGURG",
+          "breakpoint set -n main.marker", "process launch", "up"]
+
+
+@pytest.mark.parametrize("tag", LOCALS_TAGS)
+def test_launch_breakpoint_frame_locals(fixture_matrix, tag):
+    """Launch + breakpoint: locals of the selected frame, a field of a local pointer, the map locals
+    in `frame variable` (summary and children), a global of the live process, and clear errors for
+    non-maps."""
+    row = fixture_matrix[tag]
+    binary = locals_binary(row)
+    cmds = LAUNCH + ["gomap show local --json", "gomap show nums --json", "gomap show box.index --json",
+                     "frame variable -P 1",
+                     "gomap show notMap", "gomap show box", "gomap show box.nope", "gomap show nothere",
+                     "gomap show main.watched --json", "process kill"]
+    _, blocks = lldb([binary], cmds)
+    text = {c: "\n".join(lines) for c, lines in blocks}
+    local = json_of(blocks[4])
+    assert {(e["key"], e["value"]) for e in local["entries"]} == {("alpha", 1), ("beta", 2), ("gamma", 3)}
+    assert local["name"] == "local" and local["type"] == "map[string]int" and local["impl"] == row["impl"]
+    nums = json_of(blocks[5])
+    assert sorted((e["key"], e["value"]) for e in nums["entries"]) == [(i, "n%d" % i) for i in range(5)]
+    box = json_of(blocks[6])
+    assert {(e["key"], e["value"]) for e in box["entries"]} == {("x", 10), ("y", 20)}
+    fv = "\n".join(blocks[7][1])
+    assert "(map[string]int) local = %#018x len=3 {" % int(local["address"], 16) in fv, fv
+    assert "(map[int]string) nums = %#018x len=5 {" % int(nums["address"], 16) in fv, fv
+    for k, v in (("alpha", 1), ("beta", 2), ("gamma", 3)):
+        assert '["%s"] = %d' % (k, v) in fv, fv
+    for i in range(5):
+        assert '[%d] = "n%d"' % (i, i) in fv, fv
+    assert one_error(blocks[8]) == "error: gomap: notMap is a int, not a map"
+    assert one_error(blocks[9]) == "error: gomap: box is a *main.Box, not a map"
+    assert "has no field `nope`" in one_error(blocks[10])
+    assert "no package-level variable `nothere`" in one_error(blocks[11])
+    watched = json_of(blocks[12])  # not yet assigned at this point of the program: a nil map
+    assert watched["len"] == 0 and watched["address"] == "0x0"
+
+
+@pytest.mark.parametrize("tag", LIVE_TAGS)
+def test_optimized_build_register_parameter(fixture_matrix, tag, tmp_path):
+    """The fixture program itself (optimized build): at main.churn's entry its map parameter `m` is
+    in a register (Go's register ABI); gomap show and frame variable read it from there."""
+    row = fixture_matrix[tag]
+    cmds = ["process handle -s false -n false -p true SIGURG", "breakpoint set -n main.churn", "process launch",
+            "gomap show m --json --limit 0", "frame variable -P 1", "gomap show ops", "process kill"]
+    _, blocks = lldb([row["binary"]], cmds, cwd=str(tmp_path),
+                     env={"GOMAP_BIG": "1000", "GOMAP_TRUTH": str(tmp_path / "truth.json")})
+    got = json_of(blocks[3])
+    assert got["name"] == "m" and got["type"] == "map[int]int" and got["impl"] == row["impl"]
+    assert got["len"] == len(got["entries"]) > 0 and got["truncated"] is False
+    assert not [f for f in got["findings"] if f["kind"] == "corrupt"], got["findings"]
+    fv = "\n".join(blocks[4][1])
+    assert "(map[int]int) m = %#018x len=%d {" % (int(got["address"], 16), got["len"]) in fv, fv
+    children = [l.strip() for l in blocks[4][1] if l.startswith("  [")]
+    assert sorted(children) == sorted("[%d] = %d" % (e["key"], e["value"]) for e in got["entries"]), fv
+    assert "ops is optimized out at this pc in main.churn" in one_error(blocks[5])
+
+
+# ---- errors -------------------------------------------------------------------------------------------------
+
+def one_error(block):
+    cmd, lines = block
+    lines = [l for l in lines if l.strip()]
+    assert len(lines) == 1, "%s: expected one error line, got:\n%s" % (cmd, "\n".join(lines))
+    assert lines[0].startswith("error: gomap: "), (cmd, lines)
+    assert "Traceback" not in lines[0] and "panicked" not in lines[0]
+    return lines[0]
+
+
+def test_errors_are_one_line(fixture_matrix):
+    row = fixture_matrix.get("go1.26") or next(iter(fixture_matrix.values()))
+    cases = [
+        ("gomap show main.nope", "no package-level variable `main.nope`"),
+        ("gomap show main.cfg", "main.cfg is a main.Config, not a map"),
+        ("gomap show main.srv.nope", "has no field `nope`"),
+        ("gomap show 0xc000001000 --type 'map[nope]int'", "no type `map[nope]int`"),
+        ("gomap show 0xc000001000 --type 'main.Point'", "not a map type"),
+        ("gomap show 0x10 --type 'map[string]int'", "cannot read"),
+        ("gomap show 0xc000001000", "an address needs --type"),
+        ("gomap show main.intMap --bogus", "unexpected argument '--bogus'"),
+        ("gomap show main.intMap --limit many", "invalid value 'many'"),
+        ("gomap frob", "unrecognized subcommand 'frob'"),
+        ("gomap show 'main.intMap", "cannot parse arguments"),
+        ("gomap show", "required arguments were not provided"),
+        ("gomap buckets main.intMap --range x", "range"),
+    ]
+    _, blocks = lldb(core_args(row), [c for c, _ in cases])
+    for (cmd, want), block in zip(cases, blocks):
+        line = one_error(block)
+        assert want in line, (cmd, line)
+
+
+def test_errors_without_a_target_or_process(fixture_matrix):
+    row = fixture_matrix.get("go1.23") or next(iter(fixture_matrix.values()))
+    _, blocks = lldb([], ["gomap show main.intMap"])
+    assert "no Go program loaded" in one_error(blocks[0])
+    # An executable without a process: nothing to read memory from.
+    _, blocks = lldb([row["binary"]], ["gomap show main.intMap"])
+    assert "no process" in one_error(blocks[0])
+    # Not a Go program (a core of it would not help either).
+    _, blocks = lldb(["/bin/true", "-c", row["core"]], ["gomap layout"])
+    one_error(blocks[0])
+
+
+def test_import_from_any_directory_and_twice(fixture_matrix, tmp_path):
+    row = fixture_matrix.get("go1.23") or next(iter(fixture_matrix.values()))
+    out, blocks = lldb(core_args(row), ["command script import " + PLUGIN, "gomap show main.oneMap --json"],
+                       cwd=str(tmp_path))
+    assert out.count("gomap: loaded ") == 2, out
+    assert json_of(blocks[1])["len"] == 1
+
+
+def test_rust_panic_is_one_error_not_a_dead_lldb(fixture_matrix):
+    """A panic in the Rust core (which should never happen) reaches LLDB's Python as one GomapError
+    line: no Rust report or backtrace, and LLDB and gomap go on working."""
+    row = fixture_matrix.get("go1.23") or next(iter(fixture_matrix.values()))
+    probe = ("script exec(\"import sys\\nm = sys.modules['_gomap']\\ntry:\\n m._panic_probe()\\n"
+             "except m.GomapError as e:\\n print('caught: %s' % e)\")")
+    out, blocks = lldb(core_args(row), [probe, "gomap show main.oneMap --json", "script print(7)"])
+    lines = [l for l in blocks[0][1] if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("caught: internal error: panic probe at src/python.rs:"), out[-2000:]
+    assert lines[0].endswith("(please report it)"), lines
+    assert "panicked" not in out and "stack backtrace" not in out, out[-2000:]
+    assert json_of(blocks[1])["len"] == 1
+    assert [l for l in blocks[2][1] if l.strip()] == ["7"]
