@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -364,3 +365,31 @@ def test_rust_panic_is_one_error_not_a_dead_lldb(fixture_matrix):
     assert "panicked" not in out and "stack backtrace" not in out, out[-2000:]
     assert json_of(blocks[1])["len"] == 1
     assert [l for l in blocks[2][1] if l.strip()] == ["7"]
+
+
+def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
+    """SIGINT (Ctrl-C) during a 1M-entry dump stops that command; LLDB goes on with the next."""
+    row = fixture_matrix.get("go1.23") or next(iter(fixture_matrix.values()))
+    long_cmd = "gomap show main.bigMap --limit 0"
+    argv = [LLDB, "--no-lldbinit", "-b", row["binary"], "-c", row["core"], "-o", "command script import " + PLUGIN,
+            "-o", "script print('start', flush=True)"] + ["-o", long_cmd] * 3 + ["-o", "script print(12345)"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         universal_newlines=True)
+    try:
+        while True:
+            line = p.stdout.readline()
+            assert line, "LLDB ended before the commands ran"
+            if line.strip() == "start":
+                break
+        time.sleep(0.3)
+        p.send_signal(2)
+        out = p.stdout.read()
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "Interrupted" in out, out[-2000:]
+    assert out.count("findings:") < 3, out[-2000:]  # one of the three dumps was cut short
+    assert out.rstrip().splitlines()[-1].strip() == "12345", out[-2000:]  # LLDB went on
+    assert "Traceback" not in out and "panicked" not in out
+    assert p.returncode == 0
