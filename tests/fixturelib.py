@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES_SH = os.path.join(REPO, "scripts", "fixtures.sh")
@@ -281,3 +281,25 @@ def _tail(path: str, n: int = 2000) -> str:
             return f.read()[-n:]
     except OSError:
         return ""
+
+
+def interrupt_when_started(argv: List[str], marker: str = "start", delay: float = 0.3,
+                           timeout: float = 120) -> Tuple[str, int]:
+    """Runs a debugger in batch mode, sends it SIGINT (Ctrl-C) `delay` seconds after it printed the
+    line `marker`, and returns (the output after the marker, exit status)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         universal_newlines=True)
+    try:
+        while True:
+            line = p.stdout.readline()
+            assert line, "%s ended before the commands ran" % argv[0]
+            if line.strip() == marker:
+                break
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        out = p.stdout.read()
+        p.wait(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return out, p.returncode

@@ -545,25 +545,11 @@ def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
     long_cmd = "gomap show main.bigMap --limit 0"
     argv = [GDB, "-nx", "-batch", "-ex", "source " + SOURCE, "-ex", "echo start\\n"] + \
            ["-ex", long_cmd] * 3 + ["-ex", "print 12345", row["binary"], row["core"]]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         universal_newlines=True)
-    try:
-        while True:
-            line = p.stdout.readline()
-            assert line, "gdb ended before the commands ran"
-            if line.strip() == "start":
-                break
-        time.sleep(0.3)
-        p.send_signal(2)
-        out = p.stdout.read()
-        p.wait(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    out, returncode = F.interrupt_when_started(argv)
     assert [l for l in out.splitlines() if "interrupted" in l] == ["interrupted"], out[-2000:]
     assert out.count("findings:") < 3, out[-2000:]  # one of the three dumps was cut short
     assert "$1 = 12345" in out and "Traceback" not in out
-    assert p.returncode == 0
+    assert returncode == 0
 
 
 def test_rust_panic_is_one_error_not_a_dead_gdb(fixture_matrix):

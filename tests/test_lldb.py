@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
@@ -255,7 +254,6 @@ def test_launch_breakpoint_frame_locals(fixture_matrix, tag):
                      "gomap show notMap", "gomap show box", "gomap show box.nope", "gomap show nothere",
                      "gomap show main.watched --json", "process kill"]
     _, blocks = lldb([binary], cmds)
-    text = {c: "\n".join(lines) for c, lines in blocks}
     local = json_of(blocks[4])
     assert {(e["key"], e["value"]) for e in local["entries"]} == {("alpha", 1), ("beta", 2), ("gamma", 3)}
     assert local["name"] == "local" and local["type"] == "map[string]int" and local["impl"] == row["impl"]
@@ -373,23 +371,9 @@ def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
     long_cmd = "gomap show main.bigMap --limit 0"
     argv = [LLDB, "--no-lldbinit", "-b", row["binary"], "-c", row["core"], "-o", "command script import " + PLUGIN,
             "-o", "script print('start', flush=True)"] + ["-o", long_cmd] * 3 + ["-o", "script print(12345)"]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         universal_newlines=True)
-    try:
-        while True:
-            line = p.stdout.readline()
-            assert line, "LLDB ended before the commands ran"
-            if line.strip() == "start":
-                break
-        time.sleep(0.3)
-        p.send_signal(2)
-        out = p.stdout.read()
-        p.wait(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    out, returncode = F.interrupt_when_started(argv)
     assert "Interrupted" in out, out[-2000:]
     assert out.count("findings:") < 3, out[-2000:]  # one of the three dumps was cut short
     assert out.rstrip().splitlines()[-1].strip() == "12345", out[-2000:]  # LLDB went on
     assert "Traceback" not in out and "panicked" not in out
-    assert p.returncode == 0
+    assert returncode == 0
