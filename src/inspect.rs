@@ -212,6 +212,10 @@ impl Visitor for EntryWriter<'_, '_> {
     fn wants_entries(&self) -> bool {
         true
     }
+    fn prefetch(&mut self, k: &[u8], e: &[u8]) {
+        self.r.prefetch(&self.key, k);
+        self.r.prefetch(&self.elem, e);
+    }
     fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
         if self.limit != 0 && self.n >= self.limit {
             self.more = true;

@@ -5,7 +5,7 @@
 //! entry, so a live slot exists in exactly one of the two arrays: walking both yields every entry
 //! exactly once without computing Go's hash function.
 
-use super::{changed_message, changed_since, interrupted, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
+use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
 use crate::error::{Error, Result};
 use crate::layout::{ClassicLayout, MapType};
 use crate::memory::{Memory, MemoryExt};
@@ -252,6 +252,10 @@ impl Walker<'_> {
         }
         let (mut live, mut tomb) = (0, 0);
         let sl = &self.c.slots;
+        if self.want_entries {
+            let mask = tophash.iter().enumerate().fold(0u8, |m, (i, &t)| if t >= MIN_TOP_HASH { m | 1 << i } else { m });
+            prefetch_slots(v, b, sl, mask);
+        }
         for (i, &top) in tophash.iter().enumerate() {
             match top {
                 EMPTY_REST => self.h.empty += 1,

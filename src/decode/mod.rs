@@ -78,6 +78,10 @@ pub trait Visitor {
     fn entry(&mut self, _key: &[u8], _elem: &[u8]) -> bool {
         false
     }
+    /// A live slot's inline key and element bytes (empty for an indirect one), for every live slot of
+    /// a bucket or group before any of them goes to `entry`: a visitor may start loading what they
+    /// point to (string bytes), so that the cache misses of the slots overlap.
+    fn prefetch(&mut self, _key: &[u8], _elem: &[u8]) {}
     fn wants_buckets(&self) -> bool {
         false
     }
@@ -248,6 +252,26 @@ pub(crate) fn changed_since(mem: &dyn Memory, addr: u64, bytes: &[u8]) -> bool {
 /// The one message for a live walk that saw its map change.
 pub(crate) fn changed_message(regions: u64) -> String {
     format!("{regions} regions of the map (header, directory, tables, buckets or groups) changed while they were read: entries and counts may mix two states")
+}
+
+/// Hands the inline bytes of the live slots (bit i of `live` = slot i) of one bucket or group to
+/// `Visitor::prefetch`.
+pub(crate) fn prefetch_slots(v: &mut dyn Visitor, b: &[u8], sl: &crate::layout::Slots, live: u8) {
+    if live == 0 || (sl.key_indirect && sl.elem_indirect) {
+        return;
+    }
+    for i in 0..8u64 {
+        if live & (1 << i) != 0 {
+            let inline = |indirect: bool, base: u64, stride: u64| -> &[u8] {
+                if indirect {
+                    &[]
+                } else {
+                    b.get((base + i * stride) as usize..).unwrap_or(&[])
+                }
+            };
+            v.prefetch(inline(sl.key_indirect, sl.key_base, sl.key_stride), inline(sl.elem_indirect, sl.elem_base, sl.elem_stride));
+        }
+    }
 }
 
 /// Reads a slot's key or elem: in place, or behind a pointer for indirect slots.

@@ -5,7 +5,7 @@
 //! is visited once. Tables grow by replacement, never incrementally, so every full slot of every
 //! unique table is exactly one entry.
 
-use super::{changed_message, changed_since, interrupted, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
+use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
 use crate::error::{Error, Result};
 use crate::layout::{MapType, SwissLayout};
 use crate::memory::{le_uint, Memory, MemoryExt};
@@ -249,6 +249,10 @@ impl Walker<'_> {
         }
         let (mut full, mut deleted) = (0u64, 0u64);
         let sl = &self.l.slots;
+        if self.want_entries {
+            let mask = ctrl.iter().enumerate().fold(0u8, |m, (i, &c)| if c & 0x80 == 0 { m | 1 << i } else { m });
+            prefetch_slots(v, g, sl, mask);
+        }
         for (i, &c) in ctrl.iter().enumerate() {
             match c {
                 CTRL_EMPTY => self.h.empty += 1,
