@@ -128,7 +128,7 @@ def corrupt_messages(doc):
 def test_corruption_corpus(corpus, impl, name):
     row, cases = corpus.cases(impl)
     if name not in cases:
-        pytest.skip("%s: corrupt.py could not make this case here (see its output)" % name)
+        pytest.fail("%s: corrupt.py could not make this case here (see its output)" % name)
     case = cases[name]
     hashes = {p: sha256(p) for p in (case["core"], case["binary"]) if p and os.path.getsize(p) < (1 << 31)}
     tgt = target_args(case)
@@ -325,7 +325,7 @@ def _gdb_usable():
 def test_live_map_under_change_gdb(tag):
     why = _gdb_usable()
     if why:
-        pytest.skip(why)
+        pytest.fail("gdb with gomap is not usable here: %s (scripts/setup.sh installs and builds it)" % why, pytrace=False)
     row = F.fixture(tag)
     with Churn(row) as ch:
         for i in range(4):
@@ -425,7 +425,7 @@ def test_gdb_on_corrupt_core(corpus, impl):
     Python traceback or a dead gdb."""
     why = _gdb_usable()
     if why:
-        pytest.skip(why)
+        pytest.fail("gdb with gomap is not usable here: %s (scripts/setup.sh installs and builds it)" % why, pytrace=False)
     row, cases = corpus.cases(impl)
     maps = [c for c in cases.values() if c["expect"] == "corrupt" and not c.get("value_level")]
     core = maps[0]["core"]
