@@ -8,6 +8,7 @@ Environment: GOMAP_CACHE (cache root), GOMAP_TAGS (comma list restricting the ma
 """
 
 import ctypes
+import hashlib
 import json
 import math
 import os
@@ -303,3 +304,22 @@ def interrupt_when_started(argv: List[str], marker: str = "start", delay: float 
         if p.poll() is None:
             p.kill()
     return out, p.returncode
+
+
+def assert_map_matches_truth(got: Dict[str, Any], tm: Dict[str, Any], expr: str, impl: str) -> None:
+    """A gomap JSON map document (CLI, gdb or LLDB) against the fixture's own truth for that map:
+    exactly the same entries, len and type, the expected implementation, nothing cut off."""
+    diff = diff_entries(tm["entries"], got["entries"])
+    assert not diff, "%s: entries differ from the fixture's truth:\n%s" % (expr, diff)
+    assert got["len"] == tm["len"], expr
+    assert got["type"] == tm["type"], expr
+    assert got["impl"] == impl, expr
+    assert got["truncated"] is False, expr
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

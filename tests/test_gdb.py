@@ -108,13 +108,6 @@ def cli_ok(*args):
     return out
 
 
-def assert_entries(doc, tm, expr, impl):
-    diff = F.diff_entries(tm["entries"], doc["entries"])
-    assert not diff, "%s: entries differ from the fixture's truth:\n%s" % (expr, diff)
-    assert doc["len"] == tm["len"] and doc["type"] == tm["type"] and doc["impl"] == impl, expr
-    assert doc["truncated"] is False, expr
-
-
 def printed(text):
     """`$N = VALUE` -> VALUE (one line)."""
     lines = [l for l in text.splitlines() if l.strip()]
@@ -238,12 +231,12 @@ def test_core_every_map_json_equals_cli_and_truth(fixture, truth):
         assert g[i] == want, "%s: gdb's JSON differs from the CLI's" % e
         doc = json.loads(g[i])
         assert doc["address"] == truth["maps"][e]["address"], e
-        assert_entries(doc, truth["maps"][e], e, fixture["impl"])
+        F.assert_map_matches_truth(doc, truth["maps"][e], e, fixture["impl"])
     x = 2 * n
     assert g[x] == g[exprs.index("main.intMap")], "'main.intMap' (gdb quoting) differs from main.intMap"
     tm = truth["maps"]["main.ifaceMap"]
     assert g[x + 1] == cli_ok("show", *core, tm["address"], "--type", "map[string]interface {}", "--json", "--limit", "0")
-    assert_entries(json.loads(g[x + 1]), tm, "ifaceMap by address", fixture["impl"])
+    F.assert_map_matches_truth(json.loads(g[x + 1]), tm, "ifaceMap by address", fixture["impl"])
     assert g[x + 2] == cli_ok("show", *core, "main.srv.sessions")
     assert g[x + 3] == cli_ok("buckets", *core, "main.tombMap", "--json")
     assert g[x + 4] == cli_ok("buckets", *core, "main.growingMap", "--range", "0:3") and "legend:" in g[x + 4]
@@ -375,7 +368,7 @@ def test_core_through_gdb_memory(tag, fixture_matrix):
     core = ["--binary", row["binary"], "--core", row["core"]]
     for i, e in enumerate(exprs):
         assert g[3 + i] == cli_ok("show", *core, e, "--json", "--limit", "0"), e
-        assert_entries(json.loads(g[3 + i]), truth["maps"][e], e, row["impl"])
+        F.assert_map_matches_truth(json.loads(g[3 + i]), truth["maps"][e], e, row["impl"])
     assert printed(g[3 + len(exprs)]).startswith("map[string]string len=5 {")
     assert re.search(r"^memory +core ", g[-1], flags=re.M), g[-1]
 
@@ -398,11 +391,11 @@ def test_attach_live_process(tag, fixture_matrix):
         for i, e in enumerate(LIVE_EXPRS):
             doc = json.loads(g[i])
             assert doc["address"] == truth["maps"][e]["address"], e
-            assert_entries(doc, truth["maps"][e], e, row["impl"])
+            F.assert_map_matches_truth(doc, truth["maps"][e], e, row["impl"])
         x = len(LIVE_EXPRS)
         assert printed(g[x]).startswith("map[string]string len=5 {")
         assert re.search(r"^memory +pid %d " % pid, g[x + 1], flags=re.M), g[x + 1]  # /proc/PID/mem directly
-        assert_entries(json.loads(g[x + 3]), truth["maps"]["main.structMap"], "structMap via gdb memory", row["impl"])
+        F.assert_map_matches_truth(json.loads(g[x + 3]), truth["maps"]["main.structMap"], "structMap via gdb memory", row["impl"])
         assert re.search(r"^memory +gdb", g[x + 4], flags=re.M), g[x + 4]
         one_error_line(g[x + 5], "--count")
         assert "detached" in g.tail or "Detaching" in g.text, g.tail  # gdb let the process go on

@@ -103,15 +103,6 @@ def cli_json(target, *args):
     return json.loads(p.stdout)
 
 
-def assert_map_matches(got, tm, expr, impl):
-    diff = F.diff_entries(tm["entries"], got["entries"])
-    assert not diff, "%s: entries differ from the fixture's truth:\n%s" % (expr, diff)
-    assert got["len"] == tm["len"], expr
-    assert got["type"] == tm["type"], expr
-    assert got["impl"] == impl, expr
-    assert got["truncated"] is False, expr
-
-
 def core_args(fixture):
     return [fixture["binary"], "-c", fixture["core"]]
 
@@ -131,7 +122,7 @@ def test_core_every_map_equals_truth_and_cli(fixture, truth):
         got = json_of(block)
         tm = truth["maps"][expr]
         assert got["address"] == tm["address"], expr
-        assert_map_matches(got, tm, expr, fixture["impl"])
+        F.assert_map_matches_truth(got, tm, expr, fixture["impl"])
         assert got == cli_json(target, "show", expr, "--json", "--limit", "0"), expr
     n = len(exprs)
     assert json_of(blocks[n]) == cli_json(target, "check", "--json")
@@ -153,7 +144,7 @@ def test_core_through_lldb_memory_reads(fixture_matrix, tag):
     target = ["--binary", row["binary"], "--core", row["core"]]
     for expr, block in zip(exprs, blocks):
         got = json_of(block)
-        assert_map_matches(got, truth["maps"][expr], expr, row["impl"])
+        F.assert_map_matches_truth(got, truth["maps"][expr], expr, row["impl"])
         assert got == cli_json(target, "show", expr, "--json", "--limit", "0"), expr
     layout = "\n".join(blocks[-1][1])
     assert "memory      lldb" in layout, layout
@@ -226,7 +217,7 @@ def test_live_attach_every_map(fixture_matrix, tag):
         cmds += ["gomap layout", "target variable -P 1 main.litMap", "detach"]
         _, blocks = lldb(["-p", pid], cmds)
         for expr, block in zip(exprs, blocks):
-            assert_map_matches(json_of(block), truth["maps"][expr], expr, row["impl"])
+            F.assert_map_matches_truth(json_of(block), truth["maps"][expr], expr, row["impl"])
         lit = "\n".join(blocks[-2][1])
         assert "(map[string]string) main.litMap = %#018x len=5 {" % int(truth["maps"]["main.litMap"]["address"], 16) in lit, lit
         assert '["alpha"] = "one"' in lit, lit
@@ -235,7 +226,7 @@ def test_live_attach_every_map(fixture_matrix, tag):
         # The same through LLDB's memory reads of the stopped process.
         _, blocks = lldb(["-p", pid], ["gomap show main.ifaceMap --json --limit 0", "detach"],
                          env={"GOMAP_MEMORY": "debugger"})
-        assert_map_matches(json_of(blocks[0]), truth["maps"]["main.ifaceMap"], "main.ifaceMap", row["impl"])
+        F.assert_map_matches_truth(json_of(blocks[0]), truth["maps"]["main.ifaceMap"], "main.ifaceMap", row["impl"])
 
 
 LAUNCH = ["process handle -s false -n false -p true SIGURG",

@@ -46,14 +46,6 @@ def gomap(*args, timeout=TIME_LIMIT):
     return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pick(impl, preferred):
     tags = F.all_tags(impl)
     if not tags:
@@ -90,7 +82,7 @@ class Corpus:
             others = [F.fixture(t) for t in F.all_tags(impl) if t != tag]
             out = str(self.tmp.mktemp("corrupt-" + tag))
             for p in (row["core"], row["binary"]):
-                self.originals.setdefault(p, sha256(p))
+                self.originals.setdefault(p, F.sha256_file(p))
             cmd = [sys.executable, CORRUPT_PY, "--fixture", row["dir"], "--out", out, "--gomap", GOMAP]
             if others:
                 cmd += ["--other", others[0]["dir"]]
@@ -130,7 +122,7 @@ def test_corruption_corpus(corpus, impl, name):
     if name not in cases:
         pytest.fail("%s: corrupt.py could not make this case here (see its output)" % name)
     case = cases[name]
-    hashes = {p: sha256(p) for p in (case["core"], case["binary"]) if p and os.path.getsize(p) < (1 << 31)}
+    hashes = {p: F.sha256_file(p) for p in (case["core"], case["binary"]) if p and os.path.getsize(p) < (1 << 31)}
     tgt = target_args(case)
     expr = case["expr"]
     if case["expect"] == "error":
@@ -169,7 +161,7 @@ def test_corruption_corpus(corpus, impl, name):
             assert any(f["kind"] == "corrupt" for m in json.loads(out) for f in m["findings"])
     # Read-only: nothing the commands were given changed.
     for p, h in hashes.items():
-        assert sha256(p) == h, "%s was modified" % p
+        assert F.sha256_file(p) == h, "%s was modified" % p
 
 
 def test_corrupt_core_census_survives(corpus):
@@ -197,7 +189,7 @@ def test_originals_untouched(corpus):
             pass
     assert corpus.originals
     for p, h in corpus.originals.items():
-        assert sha256(p) == h, p
+        assert F.sha256_file(p) == h, p
 
 
 # ---- live under change ----------------------------------------------------------------------------
@@ -407,7 +399,7 @@ def test_live_process_memory_unchanged(tag):
 @pytest.mark.parametrize("tag", churn_rows())
 def test_core_bytes_unchanged_by_every_command(tag):
     row = F.fixture(tag)
-    before = {p: sha256(p) for p in (row["core"], row["binary"])}
+    before = {p: F.sha256_file(p) for p in (row["core"], row["binary"])}
     mtime = os.stat(row["core"]).st_mtime_ns
     tgt = ["--binary", row["binary"], "--core", row["core"]]
     for cmd in (["show", "main.tombMap", "--json", "--limit", "0", "--depth", "3"], ["show", "main.nestedMap", "--depth", "2"],
@@ -415,7 +407,7 @@ def test_core_bytes_unchanged_by_every_command(tag):
                 ["check"], ["maps", "--json"], ["layout", "--json"]):
         code, out, err, _ = gomap(cmd[0], *tgt, *cmd[1:])
         assert code in (0, 1), (cmd, err)
-    assert {p: sha256(p) for p in before} == before
+    assert {p: F.sha256_file(p) for p in before} == before
     assert os.stat(row["core"]).st_mtime_ns == mtime
 
 
