@@ -55,24 +55,33 @@ fn parse(argv: &[&str]) -> Cmd {
 
 use clap::Parser;
 
+/// The map types of a binary's package-level `main.*` variables, distinct and sorted by name: the
+/// order the selector byte of a decoder input indexes. Each comes with the variables of that type.
+/// The seed tool (fuzz/seed) uses the same list, so its seeds select the types they were made for.
+pub fn map_types(bin: &Binary) -> Vec<(String, TypeId, Vec<String>)> {
+    let mut maps: Vec<(String, TypeId, Vec<String>)> = Vec::new();
+    for g in bin.dwarf.globals.values() {
+        if !g.name.starts_with("main.") {
+            continue;
+        }
+        if let Ok(m) = MapType::discover(&bin.dwarf, g.ty) {
+            match maps.iter_mut().find(|(_, t, _)| *t == m.id) {
+                Some((_, _, vars)) => vars.push(g.name.clone()),
+                None => maps.push((m.name.clone(), m.id, vec![g.name.clone()])),
+            }
+        }
+    }
+    maps.sort();
+    maps
+}
+
 impl Fixture {
     pub fn load(path: &Path) -> Result<Fixture, String> {
         let bin = match Binary::open(path) {
             Ok(b) => Arc::new(b),
             Err(e) => return Err(format!("fuzz fixture {}: {e} (build fixtures with scripts/fixtures.sh or set the env var)", path.display())),
         };
-        let mut maps: Vec<(String, TypeId)> = Vec::new();
-        for g in bin.dwarf.globals.values() {
-            if !g.name.starts_with("main.") {
-                continue;
-            }
-            if let Ok(m) = MapType::discover(&bin.dwarf, g.ty) {
-                if !maps.iter().any(|(_, t)| *t == m.id) {
-                    maps.push((m.name.clone(), m.id));
-                }
-            }
-        }
-        maps.sort();
+        let maps = map_types(&bin).into_iter().map(|(name, id, _)| (name, id)).collect();
         let show = |extra: &[&str]| match parse(&[&["show", "0x0", "--limit", "0", "--depth", "2"], extra].concat()) {
             Cmd::Show(a) => a,
             _ => unreachable!(),

@@ -1,14 +1,16 @@
 //! gomap-fuzz-seed BIN CORE OUTDIR
 //!
-//! Writes one decoder fuzz seed per map type of BIN's package-level map variables: the exact bytes
-//! gomap reads from CORE while it runs `show --json --limit 0 --depth 2` and `buckets` on the first
-//! variable of that type, as an input in the format of fuzz/src/lib.rs. The map-type order must be
-//! the harness's (`Fixture::load`): package-level `main.*` map variables, distinct types, sorted.
+//! Writes decoder fuzz seeds for BIN's package-level map variables: the exact bytes gomap reads
+//! from CORE while it runs `show --json --limit 0 --depth 2` and `buckets` on each variable, as an input in the format of fuzz/src/harness.rs. The map types and their
+//! order (the selector byte) come from the harness's own `map_types`.
 
 use clap::Parser;
-use gomap::binary::{Binary, TypeId};
+#[allow(dead_code)]
+#[path = "../../src/harness.rs"]
+mod harness;
+
+use gomap::binary::Binary;
 use gomap::cli::{Cmd, DebuggerCli};
-use gomap::layout::MapType;
 use gomap::memory::core::CoreMemory;
 use gomap::memory::Memory;
 use gomap::Target;
@@ -54,66 +56,53 @@ fn main() {
     }
     let (bin_path, core_path, out) = (Path::new(&args[1]), Path::new(&args[2]), Path::new(&args[3]));
     let bin = Arc::new(Binary::open(bin_path).unwrap_or_else(|e| panic!("{e}")));
-    let mut maps: Vec<(String, TypeId)> = Vec::new();
-    let mut vars: Vec<(TypeId, String)> = Vec::new();
-    for g in bin.dwarf.globals.values() {
-        if !g.name.starts_with("main.") {
-            continue;
-        }
-        if let Ok(m) = MapType::discover(&bin.dwarf, g.ty) {
-            if !maps.iter().any(|(_, t)| *t == m.id) {
-                maps.push((m.name.clone(), m.id));
-            }
-            vars.push((m.id, g.name.clone()));
-        }
-    }
-    maps.sort();
+    let maps = harness::map_types(&bin);
     std::fs::create_dir_all(out).unwrap();
     let mut written = 0;
-    for (ty, var) in &vars {
-        let index = maps.iter().position(|(_, t)| t == ty).unwrap();
-        let name = &maps[index].0;
-        for (bit, argv) in [(0u8, vec!["show", var.as_str(), "--json", "--limit", "0", "--depth", "2"]), (0x40, vec!["buckets", var.as_str(), "--json"])] {
-            let core = CoreMemory::open(core_path, Some(bin.image.clone())).unwrap_or_else(|e| panic!("{e}"));
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let t = Target::new(bin.clone(), Box::new(Recorder { inner: core, log: log.clone() }));
-            let Some((addr, _)) = t.global_addr(var) else { continue };
-            let header = match gomap::memory::MemoryExt::u64_at(&*t.mem, addr) {
-                Ok(h) => h,
-                Err(_) => continue,
-            };
-            let cmd: Cmd = DebuggerCli::try_parse_from(&argv).unwrap().cmd;
-            let _ = gomap::inspect::run(&t, &cmd, None, &mut std::io::sink());
-            let mut ranges = log.lock().unwrap().clone();
-            ranges.sort();
-            // Merge overlapping and nearby ranges into segments.
-            let mut segs: Vec<(u64, u64)> = Vec::new();
-            for (a, n) in ranges {
-                let e = a + n as u64;
-                match segs.last_mut() {
-                    Some((_, pe)) if a <= *pe + 64 => *pe = (*pe).max(e),
-                    _ => segs.push((a, e)),
+    for (index, (name, _, vars)) in maps.iter().enumerate() {
+        for var in vars {
+            for (bit, argv) in [(0u8, vec!["show", var.as_str(), "--json", "--limit", "0", "--depth", "2"]), (0x40, vec!["buckets", var.as_str(), "--json"])] {
+                let core = CoreMemory::open(core_path, Some(bin.image.clone())).unwrap_or_else(|e| panic!("{e}"));
+                let log = Arc::new(Mutex::new(Vec::new()));
+                let t = Target::new(bin.clone(), Box::new(Recorder { inner: core, log: log.clone() }));
+                let Some((addr, _)) = t.global_addr(var) else { continue };
+                let header = match gomap::memory::MemoryExt::u64_at(&*t.mem, addr) {
+                    Ok(h) => h,
+                    Err(_) => continue,
+                };
+                let cmd: Cmd = DebuggerCli::try_parse_from(&argv).unwrap().cmd;
+                let _ = gomap::inspect::run(&t, &cmd, None, &mut std::io::sink());
+                let mut ranges = log.lock().unwrap().clone();
+                ranges.sort();
+                // Merge overlapping and nearby ranges into segments.
+                let mut segs: Vec<(u64, u64)> = Vec::new();
+                for (a, n) in ranges {
+                    let e = a + n as u64;
+                    match segs.last_mut() {
+                        Some((_, pe)) if a <= *pe + 64 => *pe = (*pe).max(e),
+                        _ => segs.push((a, e)),
+                    }
                 }
-            }
-            let total: u64 = segs.iter().map(|(a, e)| e - a).sum();
-            if total as usize > MAX_SEED {
-                eprintln!("skip {name} ({var}, {}): {total} bytes", argv[0]);
-                continue;
-            }
-            let mut seed = vec![(index as u8 & 0x3f) | bit];
-            seed.extend_from_slice(&header.to_le_bytes());
-            for (a, e) in segs {
-                let mut b = vec![0u8; (e - a) as usize];
-                if t.mem.read(a, &mut b).is_err() {
+                let total: u64 = segs.iter().map(|(a, e)| e - a).sum();
+                if total as usize > MAX_SEED {
+                    eprintln!("skip {name} ({var}, {}): {total} bytes", argv[0]);
                     continue;
                 }
-                seed.extend_from_slice(&a.to_le_bytes());
-                seed.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                seed.extend_from_slice(&b);
+                let mut seed = vec![(index as u8 & 0x3f) | bit];
+                seed.extend_from_slice(&header.to_le_bytes());
+                for (a, e) in segs {
+                    let mut b = vec![0u8; (e - a) as usize];
+                    if t.mem.read(a, &mut b).is_err() {
+                        continue;
+                    }
+                    seed.extend_from_slice(&a.to_le_bytes());
+                    seed.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                    seed.extend_from_slice(&b);
+                }
+                let file = out.join(format!("{}-{}-{}", argv[0], index, var.trim_start_matches("main.")));
+                std::fs::write(file, seed).unwrap();
+                written += 1;
             }
-            let file = out.join(format!("{}-{}-{}", argv[0], index, var.trim_start_matches("main.")));
-            std::fs::write(file, seed).unwrap();
-            written += 1;
         }
     }
     eprintln!("{written} seeds for {} map types in {}", maps.len(), out.display());
