@@ -6,7 +6,9 @@
 //! the CLI (`main.rs`) and the Python module (`python.rs`) expose.
 
 pub mod binary;
+pub mod census;
 pub mod cli;
+pub mod commands;
 pub mod decode;
 pub mod error;
 pub mod findings;

@@ -403,7 +403,7 @@ impl<'t> Renderer<'t> {
         let json = self.style == Style::Json;
         if self.map_depth > depth && addr != 0 {
             // Expanded: the nested map's entries, as an object of key/value pairs list.
-            match crate::inspect::nested_entries(self, id, addr, depth + 1, out) {
+            match crate::commands::nested_entries(self, id, addr, depth + 1, out) {
                 Ok(()) => return,
                 Err(e) => return self.error(out, e.to_string()),
             }

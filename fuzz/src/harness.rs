@@ -181,9 +181,9 @@ pub fn run_decode(fx: &Fixture, data: &[u8]) {
     let json = inp.selector & 0x80 == 0;
     let mut out = Vec::new();
     let ok = if inp.selector & 0x40 == 0 {
-        inspect::show(&t, &r, if json { &fx.show_json } else { &fx.show_text }, &mut out).is_ok()
+        gomap::commands::show::show(&t, &r, if json { &fx.show_json } else { &fx.show_text }, &mut out).is_ok()
     } else {
-        inspect::buckets(&t, &r, if json { &fx.buckets_json } else { &fx.buckets_text }, &mut out).is_ok()
+        gomap::commands::buckets::buckets(&t, &r, if json { &fx.buckets_json } else { &fx.buckets_text }, &mut out).is_ok()
     };
     if ok && json {
         if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out) {

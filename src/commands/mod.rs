@@ -1,0 +1,189 @@
+//! One file per subcommand; this module holds what they share: entry streaming, header and stats
+//! rendering, findings.
+
+pub mod buckets;
+pub mod check;
+pub mod layout;
+pub mod maps;
+pub mod show;
+
+use crate::binary::TypeId;
+use crate::decode::{self, Health, Visitor};
+use crate::error::{Error, Result};
+use crate::findings::{self, human, Finding, Thresholds};
+use crate::inspect::MapRef;
+use crate::layout::MapType;
+use crate::target::Target;
+use crate::value::{hex, Plan, Renderer, Style, MAX_ITEMS};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Streams JSON or text entries into a buffer, flushing to the sink as it fills.
+pub(crate) struct EntryWriter<'a, 'r> {
+    pub(crate) r: &'a Renderer<'r>,
+    pub(crate) out: Vec<u8>,
+    pub(crate) sink: Option<&'a mut dyn Write>,
+    pub(crate) key: Arc<Plan>,
+    pub(crate) elem: Arc<Plan>,
+    pub(crate) limit: u64,
+    pub(crate) n: u64,
+    pub(crate) more: bool,
+    pub(crate) io_error: Option<std::io::Error>,
+}
+
+impl<'a, 'r> EntryWriter<'a, 'r> {
+    /// The rendering plans of the key and element types are looked up once here, not per entry.
+    pub(crate) fn new(r: &'a Renderer<'r>, out: Vec<u8>, sink: Option<&'a mut dyn Write>, key: TypeId, elem: TypeId, limit: u64) -> Self {
+        let d = &r.t.bin.dwarf;
+        let (key, elem) = (r.t.plans.get(d, key), r.t.plans.get(d, elem));
+        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None }
+    }
+
+    pub(crate) fn flush(&mut self) {
+        if let Some(s) = self.sink.as_mut() {
+            if !self.out.is_empty() {
+                if let Err(e) = s.write_all(&self.out) {
+                    self.io_error.get_or_insert(e);
+                }
+                self.out.clear();
+            }
+        }
+    }
+}
+
+impl Visitor for EntryWriter<'_, '_> {
+    fn wants_entries(&self) -> bool {
+        true
+    }
+    fn prefetch(&mut self, k: &[u8], e: &[u8]) {
+        self.r.prefetch(&self.key, k);
+        self.r.prefetch(&self.elem, e);
+    }
+    fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
+        if self.limit != 0 && self.n >= self.limit {
+            self.more = true;
+            return false;
+        }
+        if self.io_error.is_some() {
+            return false;
+        }
+        match self.r.style {
+            Style::Json => {
+                if self.n > 0 {
+                    self.out.push(b',');
+                }
+                self.out.extend_from_slice(b"{\"key\":");
+                self.r.value_with(&mut self.out, &self.key, k);
+                self.out.extend_from_slice(b",\"value\":");
+                self.r.value_with(&mut self.out, &self.elem, e);
+                self.out.push(b'}');
+            }
+            Style::Text => {
+                self.out.extend_from_slice(b"  ");
+                self.r.value_with(&mut self.out, &self.key, k);
+                self.out.extend_from_slice(b": ");
+                self.r.value_with(&mut self.out, &self.elem, e);
+                self.out.push(b'\n');
+            }
+        }
+        self.n += 1;
+        if self.out.len() >= 1 << 16 {
+            self.flush();
+        }
+        true
+    }
+}
+
+/// Nested map expansion for `--depth`: {"address", "len", "entries": [...]} in place of the value.
+pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, depth: u32, out: &mut Vec<u8>) -> Result<()> {
+    let t = r.t;
+    let m = t.map_type(id)?;
+    let inner = Renderer::new(t, r.style, r.map_depth.saturating_sub(depth));
+    let mut w = EntryWriter::new(&inner, Vec::new(), None, m.key, m.elem, MAX_ITEMS);
+    let h = decode::walk(t, &m, addr, &mut w)?;
+    if r.style == Style::Json {
+        out.extend_from_slice(b"{\"address\":");
+        hex(out, addr, true);
+        out.extend_from_slice(format!(",\"len\":{},\"entries\":[", h.len).as_bytes());
+        out.extend_from_slice(&w.out);
+        out.extend_from_slice(b"]}");
+    } else {
+        out.extend_from_slice(format!("map[len={}]{{", h.len).as_bytes());
+        let text = String::from_utf8_lossy(&w.out).trim_end().replace("\n  ", ", ");
+        out.extend_from_slice(text.trim_start().as_bytes());
+        out.push(b'}');
+    }
+    Ok(())
+}
+
+pub(crate) fn header_json(t: &Target, r: &MapRef, m: &MapType, len: u64) -> serde_json::Map<String, Value> {
+    let mut o = serde_json::Map::new();
+    o.insert("name".into(), json!(r.name));
+    o.insert("type".into(), json!(m.name));
+    o.insert("address".into(), json!(format!("{:#x}", r.addr)));
+    o.insert("impl".into(), json!(m.imp.name()));
+    o.insert("go_version".into(), json!(t.bin.build.version));
+    o.insert("len".into(), json!(len));
+    o
+}
+
+pub(crate) fn findings_of(m: &MapType, h: &Health, th: &Thresholds, r: Option<&Renderer<'_>>) -> Vec<Finding> {
+    let (errs, first) = match r {
+        Some(r) => (r.errors.get(), r.first_error.borrow().clone()),
+        None => (0, None),
+    };
+    findings::analyze(m, h, th, errs, first.as_deref())
+}
+
+pub(crate) fn stats_line(h: &Health) -> String {
+    let mut s = format!(
+        "slots {} live {} deleted {} empty {} fill {:.3} bytes {}",
+        h.slots, h.live, h.deleted, h.empty, h.fill(), human(h.bytes)
+    );
+    if let Some(c) = &h.classic {
+        s += &format!("\nB {} buckets {} overflow {} (noverflow {}) longest chain {} flags {:#x}", c.b, c.buckets, c.overflow_buckets, c.noverflow, c.longest_chain, c.flags);
+        if c.oldbuckets != 0 {
+            s += &format!("\ngrowing: oldbuckets {:#x} ({} buckets, {} evacuated, nevacuate {}){}", c.oldbuckets, c.old_buckets, c.evacuated_old, c.nevacuate, if c.same_size_grow { " same-size" } else { "" });
+        }
+    }
+    if let Some(w) = &h.swiss {
+        if w.small {
+            s += "\nsmall map: one group, no table";
+        } else {
+            s += &format!("\ndirectory {} entries (global depth {}) tables {} groups {} capacity {} growthLeft {}", w.dir_len, w.global_depth, w.tables, w.groups, w.capacity, w.growth_left);
+        }
+    }
+    s
+}
+
+pub(crate) fn write_findings_text(out: &mut dyn Write, f: &[Finding]) -> std::io::Result<()> {
+    if f.is_empty() {
+        writeln!(out, "findings: none")?;
+    } else {
+        writeln!(out, "findings:")?;
+        for x in f {
+            writeln!(out, "  {:<7} {:<10} {}", x.severity.as_str(), x.kind, x.message)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn io(e: std::io::Error) -> Error {
+    Error::Io { path: "output".into(), source: e }
+}
+
+/// Health of one map without its entries (check, maps).
+pub fn health(t: &Target, r: &MapRef, th: &Thresholds) -> Result<(Arc<MapType>, Health, Vec<Finding>)> {
+    let m = t.map_type(r.ty)?;
+    let h = decode::walk(t, &m, r.addr, &mut decode::NoVisit)?;
+    let f = findings_of(&m, &h, th, None);
+    Ok((m, h, f))
+}
+
+pub(crate) fn summary_json(t: &Target, r: &MapRef, m: &MapType, h: &Health, f: &[Finding]) -> Value {
+    let mut o = header_json(t, r, m, h.len);
+    o.insert("stats".into(), h.stats_json());
+    o.insert("findings".into(), Value::Array(f.iter().map(Finding::to_json).collect()));
+    Value::Object(o)
+}
