@@ -323,3 +323,196 @@ def sha256_file(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ---- more fixture programs: fixtures/<name>, built per tag, with a kernel core and its truth -------
+#
+# Every suite that needs its own Go program (hostile values, heap truth, census, snapshots) uses these,
+# so each program is built once per toolchain and its core taken once, cached outside the repository:
+#   ${GOMAP_CACHE}/programs/<name>/<hash of sources + toolchain + flags>/{<name>, core, truth.json, run.log}
+# The program writes its truth to $GOMAP_TRUTH (a JSON object with at least "pid") once its state is
+# built, then blocks (`for { time.Sleep(time.Hour) }`); gomap's tests read it from a core or live.
+
+import fcntl  # noqa: E402
+
+
+def _program_hash(name: str, row: Dict[str, Any], flags: Iterable[str], env: Dict[str, str]) -> str:
+    src = os.path.join(REPO, "fixtures", name)
+    h = hashlib.sha256()
+    for root, _dirs, files in sorted(os.walk(src)):
+        for fn in sorted(files):
+            p = os.path.join(root, fn)
+            with open(p, "rb") as f:
+                h.update(os.path.relpath(p, src).encode() + b"\0" + f.read() + b"\0")
+    h.update(("%s|%s|%s|%s|%s|%s" % (row["go"], row.get("go_version", ""), row["goexperiment"], row["pie"],
+                                      row.get("cgo", False), sorted(flags))).encode())
+    h.update(json.dumps(sorted(env.items())).encode())
+    return h.hexdigest()[:16]
+
+
+def _go_env(row: Dict[str, Any]) -> Dict[str, str]:
+    return dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="", GOENV="off", GOEXPERIMENT=row["goexperiment"],
+                CGO_ENABLED="1" if row.get("cgo") else "0", GOCACHE=os.path.join(CACHE, "gocache"),
+                GOPATH=os.path.join(CACHE, "gopath"), GOMODCACHE=os.path.join(CACHE, "gopath", "pkg", "mod"))
+
+
+class _Lock:
+    """An exclusive lock file, so two test runs (or two checkouts) never build the same thing at once."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.f = open(self.path, "w")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def program(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, str]] = None,
+            timeout: float = 600) -> Dict[str, Any]:
+    """fixtures/<name> built with the toolchain of `tag` (a tag or a matrix row), optimized as users
+    ship it unless `flags` (extra `go build` flags, e.g. ["-gcflags=-m"]) say otherwise.
+    Returns {"tag", "row", "dir", "binary", "build_log"}; cached, built once."""
+    row = tag if isinstance(tag, dict) else fixture(tag)
+    flags = list(flags)
+    env = dict(env or {})
+    d = os.path.join(CACHE, "programs", name, _program_hash(name, row, flags, env), row["tag"])
+    binary = os.path.join(d, name)
+    out = {"tag": row["tag"], "row": row, "dir": d, "binary": binary, "build_log": os.path.join(d, "build.log")}
+    if os.path.exists(binary):
+        return out
+    with _Lock(d + ".lock"):
+        if os.path.exists(binary):
+            return out
+        os.makedirs(d, exist_ok=True)
+        cmd = [row["go"], "build", "-trimpath", *flags, "-o", binary + ".tmp"]
+        if row["pie"]:
+            cmd.append("-buildmode=pie")
+        p = subprocess.run(cmd + ["."], cwd=os.path.join(REPO, "fixtures", name), env=dict(_go_env(row), **env),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
+        with open(out["build_log"], "w") as f:
+            f.write(p.stdout)
+        if p.returncode != 0:
+            raise FixturesMissing("building fixtures/%s with %s failed:\n%s" % (name, row["go"], p.stdout[-4000:]))
+        os.rename(binary + ".tmp", binary)
+    return out
+
+
+def program_core(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, str]] = None,
+                 run_env: Optional[Dict[str, str]] = None, timeout: float = 300) -> Dict[str, Any]:
+    """program(), run until it writes $GOMAP_TRUTH, then aborted (SIGABRT, GOTRACEBACK=crash) into a
+    kernel core. Returns program()'s dict plus "core", "truth" (path), "truth_doc" (parsed).
+    Cached: the core is taken once per build (and per `run_env`)."""
+    prog = program(name, tag, flags, env)
+    tagdir = prog["dir"]
+    if run_env:
+        tagdir = os.path.join(tagdir, "run-" + hashlib.sha256(json.dumps(sorted(run_env.items())).encode()).hexdigest()[:12])
+    core, truth = os.path.join(tagdir, "core"), os.path.join(tagdir, "truth.json")
+    done = os.path.join(tagdir, ".complete")
+    if not os.path.exists(done):
+        with _Lock(tagdir + ".core.lock"):
+            if not os.path.exists(done):
+                _take_core(prog["binary"], tagdir, core, truth, dict(run_env or {}), timeout)
+                open(done, "w").close()
+    doc = load_truth(truth) if name == "maps" else json.load(open(truth))
+    return dict(prog, core=core, truth=truth, truth_doc=doc)
+
+
+def _take_core(binary: str, d: str, core: str, truth: str, run_env: Dict[str, str], timeout: float) -> None:
+    os.makedirs(d, exist_ok=True)
+    for p in (core, truth):
+        if os.path.exists(p):
+            os.unlink(p)
+    pat = open("/proc/sys/kernel/core_pattern").read().strip()
+    if pat.startswith("|") or "/" in pat or not pat:
+        raise FixturesMissing("core_pattern %r does not write a file in the cwd (as root: echo core > "
+                              "/proc/sys/kernel/core_pattern)" % pat)
+    log = os.path.join(d, "run.log")
+
+    def limits():
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    env = dict(os.environ, GOMAP_TRUTH=truth, GOTRACEBACK="crash", **run_env)
+    with open(log, "w") as logf:
+        proc = subprocess.Popen([binary], cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                preexec_fn=limits, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(truth):
+            if proc.poll() is not None:
+                raise FixturesMissing("%s exited with %s before writing its truth: %s" % (binary, proc.returncode, _tail(log)))
+            if time.monotonic() > deadline:
+                raise FixturesMissing("%s wrote no truth within %ss" % (binary, timeout))
+            time.sleep(0.05)
+        # The truth file is written whole before the program blocks; give it a moment to be renamed/closed.
+        _wait_json(truth, proc, log)
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    prefix = pat.split("%")[0]
+    for cand in [os.path.join(d, prefix), os.path.join(d, "%s.%d" % (prefix, proc.pid))] + \
+            [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.startswith(prefix)]:
+        if os.path.isfile(cand) and os.path.getsize(cand) > 0 and not cand.endswith((".lock", ".json", ".log")):
+            if cand != core:
+                os.rename(cand, core)
+            return
+    raise FixturesMissing("no core file in %s after SIGABRT (core_pattern %r)" % (d, pat))
+
+
+def _wait_json(path: str, proc, log: str, timeout: float = 30) -> Dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (ValueError, OSError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise FixturesMissing("%s: truth is not valid JSON: %s" % (path, _tail(log)))
+            time.sleep(0.05)
+
+
+class LiveProgram:
+    """A fixture program (a path from program()) running until it wrote its truth; killed on exit.
+
+        with LiveProgram(prog["binary"]) as (pid, truth, paths): ...
+    """
+
+    def __init__(self, binary: str, env: Optional[Dict[str, str]] = None, timeout: float = 120):
+        self.binary, self.extra_env, self.timeout = binary, env or {}, timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.tmp: Optional[str] = None
+
+    def __enter__(self) -> Live:
+        self.tmp = tempfile.mkdtemp(prefix="gomap-live-")
+        truth, log = os.path.join(self.tmp, "truth.json"), os.path.join(self.tmp, "stderr.log")
+        env = dict(os.environ, GOMAP_TRUTH=truth, GOTRACEBACK="all", **self.extra_env)
+        try:
+            with open(log, "w") as logf:
+                self.proc = subprocess.Popen([self.binary], cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
+                                             stdout=logf, stderr=logf, preexec_fn=_child_setup,
+                                             start_new_session=True)
+            deadline = time.monotonic() + self.timeout
+            while not os.path.exists(truth):
+                if self.proc.poll() is not None:
+                    raise RuntimeError("%s exited with %s before writing its truth: %s"
+                                       % (self.binary, self.proc.returncode, _tail(log)))
+                if time.monotonic() > deadline:
+                    raise RuntimeError("%s wrote no truth within %ss" % (self.binary, self.timeout))
+                time.sleep(0.02)
+            doc = _wait_json(truth, self.proc, log)
+        except BaseException:
+            LiveFixture._cleanup(self)  # same clean-up: kill the group, remove the temp dir
+            raise
+        return Live(self.proc.pid, doc, {"binary": self.binary, "dir": self.tmp, "truth": truth, "log": log})
+
+    def __exit__(self, *exc) -> None:
+        LiveFixture._cleanup(self)

@@ -4,12 +4,29 @@ use super::{health, io, summary_json};
 use crate::cli::{MapsArgs, SortKey};
 use crate::decode;
 use crate::error::{Error, Result};
-use crate::findings::human;
+use crate::decode::Health;
+use crate::findings::{human, Finding};
+use crate::inspect::MapRef;
+use crate::layout::MapType;
 use crate::target::Target;
 use serde_json::{json, Value};
 use std::io::Write;
+use std::sync::Arc;
 
-pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
+/// One map of the census with its health: what `maps` prints a row of, and what the views
+/// (report, diff, top) are built from.
+pub struct Row {
+    pub r: MapRef,
+    pub m: Arc<MapType>,
+    pub h: Health,
+    pub f: Vec<Finding>,
+    /// Bytes a rebuild would save (the `oversized` finding's bytes), 0 when none.
+    pub waste: u64,
+}
+
+/// Every map the census finds, with its health, sorted as `a.sort` asks. Maps whose walk failed are
+/// returned as (name, error) in `failed`.
+pub fn collect(t: &Target, a: &MapsArgs, failed: &mut Vec<(String, Error)>) -> Result<Vec<Row>> {
     let th = a.th.to_core();
     let mut rows = Vec::new();
     for r in crate::census::from_globals(t) {
@@ -19,36 +36,41 @@ pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
         match health(t, &r, &th) {
             Ok((m, h, f)) => {
                 let waste = f.iter().find(|x| x.kind == "oversized").and_then(|x| x.bytes).unwrap_or(0);
-                rows.push((r, m, h, f, waste));
+                rows.push(Row { r, m, h, f, waste });
             }
-            Err(e) => {
-                if !a.json {
-                    writeln!(out, "{}: {e}", r.name).map_err(io)?;
-                }
-            }
+            Err(e) => failed.push((r.name.clone(), e)),
         }
     }
     match a.sort {
-        SortKey::Bytes => rows.sort_by(|x, y| y.2.bytes.cmp(&x.2.bytes)),
-        SortKey::Waste => rows.sort_by(|x, y| y.4.cmp(&x.4).then(y.2.bytes.cmp(&x.2.bytes))),
-        SortKey::Len => rows.sort_by(|x, y| y.2.len.cmp(&x.2.len)),
+        SortKey::Bytes => rows.sort_by(|x, y| y.h.bytes.cmp(&x.h.bytes)),
+        SortKey::Waste => rows.sort_by(|x, y| y.waste.cmp(&x.waste).then(y.h.bytes.cmp(&x.h.bytes))),
+        SortKey::Len => rows.sort_by(|x, y| y.h.len.cmp(&x.h.len)),
     }
+    Ok(rows)
+}
+
+/// A census row as JSON (CONTRACT.md: the map object plus `worst`).
+pub fn row_json(t: &Target, row: &Row) -> Value {
+    let mut v = summary_json(t, &row.r, &row.m, &row.h, &row.f);
+    let worst = row.f.iter().rev().max_by_key(|x| x.severity).map(|x| x.kind);
+    v["worst"] = json!(worst);
+    v
+}
+
+pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
+    let mut failed = Vec::new();
+    let rows = collect(t, a, &mut failed)?;
     if a.json {
-        let list: Vec<Value> = rows
-            .iter()
-            .map(|(r, m, h, f, _)| {
-                let mut v = summary_json(t, r, m, h, f);
-                let worst = f.iter().rev().max_by_key(|x| x.severity).map(|x| x.kind);
-                v["worst"] = json!(worst);
-                v
-            })
-            .collect();
+        let list: Vec<Value> = rows.iter().map(|row| row_json(t, row)).collect();
         serde_json::to_writer(&mut *out, &list).map_err(|e| Error::Usage(e.to_string()))?;
         writeln!(out).map_err(io)?;
         return Ok(());
     }
+    for (name, e) in &failed {
+        writeln!(out, "{name}: {e}").map_err(io)?;
+    }
     writeln!(out, "{:<40} {:<28} {:<7} {:>9} {:>9} {:>10} {:>6} {:>8} {:>4}  worst", "name", "type", "impl", "len", "slots", "bytes", "fill", "deleted", "grow").map_err(io)?;
-    for (r, m, h, f, _) in &rows {
+    for Row { r, m, h, f, .. } in &rows {
         let worst = f.iter().rev().max_by_key(|x| x.severity).map(|x| format!("{} {}", x.severity.as_str(), x.kind)).unwrap_or_else(|| "-".into());
         let growing = h.classic.as_ref().map(|c| c.oldbuckets != 0).unwrap_or(false);
         writeln!(
