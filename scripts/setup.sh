@@ -21,10 +21,10 @@ test -x target/release/gomap && test -f target/release/libgomap.so
 # rewrites target/release/libgomap.so as a library Python cannot import.
 mkdir -p target/python && cp -f target/release/libgomap.so target/python/_gomap.abi3.so
 
-step "Python test tools (pytest, in $GOMAP_CACHE/venv)"
-if [ ! -x "$GOMAP_CACHE/venv/bin/pytest" ]; then
-    python3 -m venv "$GOMAP_CACHE/venv"
-    "$GOMAP_CACHE/venv/bin/pip" install -q pytest >&2
+step "Python tools (pytest; maturin, which builds the pip package; in $GOMAP_CACHE/venv)"
+if [ ! -x "$GOMAP_CACHE/venv/bin/pytest" ] || [ ! -x "$GOMAP_CACHE/venv/bin/maturin" ]; then
+    [ -x "$GOMAP_CACHE/venv/bin/pip" ] || python3 -m venv "$GOMAP_CACHE/venv"
+    "$GOMAP_CACHE/venv/bin/pip" install -q pytest 'maturin>=1.5,<2' >&2
 fi
 
 if [ $DEMO = 0 ]; then

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "gomap",
-    version,
+    version = env!("GOMAP_VERSION"),
     about = "Look inside Go maps in a core dump or a live process: entries, buckets, and why memory is held",
-    after_help = "Examples:\n  gomap show --binary ./server --core core main.sessions\n  gomap check --pid 1234\n  gomap maps --binary ./server --core core --sort waste\n  gomap show --binary ./server --core core 0xc000123400 --type 'map[string]int'"
+    after_help = "Examples:\n  gomap show --binary ./server --core core main.sessions\n  gomap check --pid 1234\n  gomap maps --binary ./server --core core --sort waste\n  gomap show --binary ./server --core core 0xc000123400 --type 'map[string]int'\n  gomap init gdb --write"
 )]
 pub struct Cli {
     /// The Go executable (with DWARF). Optional with --pid (defaults to /proc/PID/exe).
@@ -22,7 +22,33 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PID")]
     pub pid: Option<u32>,
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: CliCmd,
+}
+
+/// What the command line runs: the map subcommands every front end shares, and `init`, which
+/// only the command line has (it sets up the debuggers, it reads no target).
+#[derive(Subcommand, Debug)]
+pub enum CliCmd {
+    #[command(flatten)]
+    Map(Cmd),
+    /// Print the line that loads gomap into gdb or LLDB; --write adds it to ~/.gdbinit or ~/.lldbinit.
+    Init(InitArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Debugger {
+    Gdb,
+    Lldb,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The debugger to load gomap into.
+    #[arg(value_enum)]
+    pub debugger: Debugger,
+    /// Append the line to ~/.gdbinit or ~/.lldbinit (once: nothing changes if it is there already).
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// The same subcommands without target options, for gdb and LLDB (the debugger supplies the target).

@@ -3,13 +3,14 @@
 //! Data flows one way: `binary` (ELF, build info, DWARF) and `memory` (core, live, debugger) feed a
 //! [`target::Target`]; `layout` turns DWARF into sizes and offsets; `decode` walks a map's memory;
 //! `value` renders keys and values; `findings` judges health; `inspect` runs the subcommands that
-//! the CLI (`main.rs`) and the Python module (`python.rs`) expose.
+//! the CLI (`entry.rs`, run by `main.rs` and by the Python package's `gomap` command) and the Python module (`python.rs`) expose.
 
 pub mod binary;
 pub mod census;
 pub mod cli;
 pub mod commands;
 pub mod decode;
+pub mod entry;
 pub mod error;
 pub mod findings;
 pub mod inspect;

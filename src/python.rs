@@ -377,6 +377,14 @@ fn _panic_probe() -> PyResult<()> {
     guard(|| -> Result<()> { panic!("panic probe") })
 }
 
+/// The `gomap` command of the Python package: the CLI itself (`entry::cli_main`), given the
+/// package's directory so that `gomap init` names the front ends installed with it.
+#[pyfunction]
+#[pyo3(signature = (argv, frontends=None))]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>, frontends: Option<std::path::PathBuf>) -> u8 {
+    py.detach(|| crate::entry::cli_main(argv, frontends.as_deref()))
+}
+
 #[pymodule]
 fn _gomap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     quiet_panics();
@@ -387,6 +395,7 @@ fn _gomap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(probe_core, m)?)?;
     m.add_function(wrap_pyfunction!(probe_pid, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_probe, m)?)?;
-    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add("__version__", env!("GOMAP_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,1 @@
+../../gomap_common.py

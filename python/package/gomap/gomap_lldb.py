@@ -1,0 +1,1 @@
+../../gomap_lldb.py
