@@ -45,6 +45,13 @@ def env_with(**changes):
     return env
 
 
+def system_python():
+    """python3 as a user's shell finds it (pip install --user; the lone CLI asks it for the package)."""
+    python = shutil.which("python3")
+    assert python, "python3 is not on PATH"
+    return python
+
+
 def maturin():
     for cand in (os.path.join(os.path.dirname(sys.executable), "maturin"), shutil.which("maturin")):
         if cand and os.access(cand, os.X_OK):
@@ -72,6 +79,20 @@ def make_venv(path, wheel):
                         "--no-index", "--no-cache-dir", "-q", wheel])
     assert code == 0, so + se
     return os.path.join(path, "bin")
+
+
+def user_env(base):
+    """An environment whose `pip install --user` and user site are at `base`."""
+    return env_with(PYTHONUSERBASE=base, PIP_USER=None, VIRTUAL_ENV=None, PYTHONPATH=None)
+
+
+def user_install(wheel, base):
+    """`pip install --user` with the user base at `base`; returns the environment that sees it."""
+    env = user_env(base)
+    code, out, err = run([system_python(), "-m", "pip", "install", "--user", "--break-system-packages", "--no-index",
+                          "--no-cache-dir", "-q", "--no-warn-script-location", wheel], env=env)
+    assert code == 0, out + err
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -142,6 +163,16 @@ def lldb_session(line_args, fixture, commands, env=None, cwd=None, no_init=True)
     return run(argv + [fixture["binary"], "-c", fixture["core"]], env=env, cwd=cwd)
 
 
+def assert_session_decodes(session, line_args, pkg, fixture, truth, cwd):
+    """A debugger session started with `line_args` says it loaded the package's module, with this
+    build's version, and decodes every map of the fixture as its truth says."""
+    exprs, commands = show_commands(truth)
+    code, out, err = session(line_args, fixture, commands, cwd=cwd)
+    loaded = "gomap: loaded %s (gomap %s)" % (os.path.join(pkg, "_gomap.abi3.so"), expected_version())
+    assert loaded in out, out[-2000:] + err[-2000:]
+    assert_all_match(json_docs(out), exprs, truth, fixture["impl"], out + err)
+
+
 def test_wheel_holds_the_module_the_front_ends_and_the_command(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
@@ -202,22 +233,14 @@ def test_init_line_loads_the_installed_front_end_into_gdb(venv_bin, fixture, tru
     linefile = os.path.join(elsewhere, "gdbinit")
     with open(linefile, "w") as f:
         f.write(line + "\n")
-    exprs, commands = show_commands(truth)
-    code, out, err = gdb_session(["-x", linefile], fixture, commands, cwd=elsewhere)
-    loaded = "gomap: loaded %s (gomap %s)" % (os.path.join(pkg, "_gomap.abi3.so"), expected_version())
-    assert loaded in out, out[-2000:] + err[-2000:]
-    assert_all_match(json_docs(out), exprs, truth, fixture["impl"], out + err)
+    assert_session_decodes(gdb_session, ["-x", linefile], pkg, fixture, truth, elsewhere)
 
 
 def test_init_line_loads_the_installed_front_end_into_lldb(venv_bin, fixture, truth, elsewhere):
     line = init_line(venv_bin, "lldb")
     pkg = package_dir(venv_bin)
     assert line == "command script import %s" % os.path.join(pkg, "gomap_lldb.py")
-    exprs, commands = show_commands(truth)
-    code, out, err = lldb_session(["-o", line], fixture, commands, cwd=elsewhere)
-    loaded = "gomap: loaded %s (gomap %s)" % (os.path.join(pkg, "_gomap.abi3.so"), expected_version())
-    assert loaded in out, out[-2000:] + err[-2000:]
-    assert_all_match(json_docs(out), exprs, truth, fixture["impl"], out + err)
+    assert_session_decodes(lldb_session, ["-o", line], pkg, fixture, truth, elsewhere)
 
 
 def test_write_appends_the_line_once_and_the_debuggers_read_it(venv_bin, any_fixture, tmp_path, elsewhere):
@@ -251,12 +274,8 @@ def test_write_appends_the_line_once_and_the_debuggers_read_it(venv_bin, any_fix
 def test_user_install_loads_into_gdb_by_its_path(wheel, any_fixture, tmp_path, elsewhere):
     """`pip install --user` (into a temporary user base): the debugger's Python knows nothing of
     that directory; the init line's absolute path is all it needs."""
-    python = shutil.which("python3")
     base = tmp_path / "userbase"
-    env = env_with(PYTHONUSERBASE=base, PIP_USER=None, VIRTUAL_ENV=None)
-    code, out, err = run([python, "-m", "pip", "install", "--user", "--break-system-packages", "--no-index",
-                          "--no-cache-dir", "-q", "--no-warn-script-location", wheel], env=env)
-    assert code == 0, out + err
+    env = user_install(wheel, base)
     line = init_line(str(base / "bin"), "gdb", env=env)
     assert line.startswith("source %s" % os.path.realpath(str(base))) and line.endswith("/gomap/gomap.py"), line
     truth = F.load_truth(any_fixture["truth"])
@@ -296,3 +315,22 @@ def test_uninstall_leaves_only_what_write_added(wheel, any_fixture, tmp_path, el
     assert ours == [".gdbinit", ".lldbinit"], in_home
     for note, rc in zip(notes, (".gdbinit", ".lldbinit")):
         assert "uninstalling gomap leaves this line in %s" % (home / rc) in note
+
+
+def test_cli_without_the_package_answers_init(wheel, tmp_path, elsewhere):
+    """A gomap installed by cargo has no front ends of its own: in a checkout it names the checkout's
+    python/, elsewhere the front ends of the gomap package python3 finds, else it says what to do."""
+    code, out, err = run([CLI, "init", "lldb"], cwd=elsewhere)
+    assert (code, out, err) == (0, "command script import %s\n" % os.path.join(REPO, "python", "gomap_lldb.py"), "")
+    lone = tmp_path / "bin" / "gomap"  # as `cargo install` leaves it: no checkout around it
+    lone.parent.mkdir()
+    shutil.copy(CLI, str(lone))
+    base = tmp_path / "userbase"
+    env = user_env(base)
+    code, out, err = run([lone, "init", "gdb"], env=env, cwd=elsewhere)
+    assert code == 2 and out == "" and err.count("\n") == 1, (code, out, err)
+    assert err.startswith("gomap: error: this gomap has no debugger front ends") and "pip install" in err, err
+    user_install(wheel, base)
+    code, out, err = run([lone, "init", "gdb"], env=env, cwd=elsewhere)
+    assert (code, err) == (0, ""), err
+    assert out == "source %s\n" % os.path.join(package_dir(str(base / "bin")), "gomap.py"), out
