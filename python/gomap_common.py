@@ -40,7 +40,7 @@ def native_candidates():
 
 
 def load_native():
-    """Loads `_gomap` from the repository's build, without pip or environment variables."""
+    """Loads `_gomap` from beside this file (the pip package) or the repository's build."""
     global _native, _native_error
     if _native is not None or _native_error is not None:
         return _native
@@ -60,7 +60,10 @@ def load_native():
         _native = mod
         _native.path = path
         return _native
-    if first_error:
+    if os.path.exists(os.path.join(HERE, "__init__.py")):  # the pip package: nothing to rebuild here
+        _native_error = "%s; reinstall gomap (pip install --force-reinstall)" % (
+            first_error or "no _gomap module in %s" % HERE)
+    elif first_error:
         _native_error = "%s; rebuild with: cargo build --release --features python" % first_error
     else:
         _native_error = (

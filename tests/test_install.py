@@ -334,3 +334,29 @@ def test_cli_without_the_package_answers_init(wheel, tmp_path, elsewhere):
     code, out, err = run([lone, "init", "gdb"], env=env, cwd=elsewhere)
     assert (code, err) == (0, ""), err
     assert out == "source %s\n" % os.path.join(package_dir(str(base / "bin")), "gomap.py"), out
+
+
+def test_damaged_install_is_one_line_everywhere(wheel, any_fixture, tmp_path, elsewhere):
+    """An install whose native module cannot load (damaged, or for another machine): the command and
+    both debuggers say so in one line that names the fix, and the debuggers carry on."""
+    bin_dir = make_venv(str(tmp_path / "venv"), wheel)
+    so = os.path.join(package_dir(bin_dir), "_gomap.abi3.so")
+    with open(so, "wb") as f:
+        f.write(b"not a shared object\n")
+    fix = "reinstall gomap (pip install --force-reinstall)"
+    code, out, err = run([os.path.join(bin_dir, "gomap"), "--version"], cwd=elsewhere)
+    assert code == 2 and out == "" and err.count("\n") == 1, (code, out, err)
+    assert err.startswith("gomap: error: cannot load the gomap native module") and fix in err, err
+    expr = sorted(F.load_truth(any_fixture["truth"])["maps"])[0]
+    pkg = package_dir(bin_dir)
+    # `gomap init` needs the module too: the lines are written as it would print them. gdb goes on
+    # after a failed command; LLDB's batch mode stops at one, so there the check comes first.
+    gdb_line = ["-ex", "source %s" % os.path.join(pkg, "gomap.py")]
+    lldb_line = ["-o", "command script import %s" % os.path.join(pkg, "gomap_lldb.py")]
+    for session, line, commands in ((gdb_session, gdb_line, ["gomap show %s" % expr, "echo still here\\n"]),
+                                    (lldb_session, lldb_line, ["script print('still here')", "gomap show %s" % expr])):
+        code, out, err = session(line, any_fixture, commands, cwd=elsewhere)
+        text = out + err
+        assert code >= 0 and "Traceback" not in text and "still here" in text, text[-2000:]
+        # Once when the front end loads, once more as the error of `gomap show`.
+        assert "gomap: cannot load %s" % so in text and text.count(fix) >= 2, text[-2000:]

@@ -12,8 +12,12 @@ import sys
 
 
 def main():
-    from gomap import _gomap
-
+    try:
+        from gomap import _gomap
+    except ImportError as e:  # a damaged install: one line, the CLI's error status, no traceback
+        sys.stderr.write("gomap: error: cannot load the gomap native module (%s); reinstall gomap "
+                         "(pip install --force-reinstall)\n" % e)
+        sys.exit(2)
     # The command runs in Rust without returning to Python: Ctrl-C must stop it the way it stops
     # the Rust binary, not wait for a KeyboardInterrupt that would only be raised at the end.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
