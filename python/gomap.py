@@ -376,7 +376,8 @@ Usage: gomap SUBCOMMAND [OPTIONS] ARGS   (gomap SUBCOMMAND --help for its option
 EXPR is anything gdb can evaluate to a map (a global such as main.cache, a local,
 a field such as s.index), or 0xADDR with --type 'map[K]V'.
 After each command $gomap_status holds its exit status (check: 1 = findings at warning or above).
-A pretty-printer is registered too: print m shows map[K]V len=N {k: v, ...} (set print elements N).
+A pretty-printer is registered too: print m shows map[K]V len=N = {[k] = v, ...}, its entries as
+children (set print elements 2N shows N entries; IDEs expand maps, structs and nested maps over MI).
 gomap watch EXPR [--count N] reports writes, deletes and growth of one map in a live process.
 Memory comes straight from the core file or /proc/PID/mem when gdb is on one (set gomap-direct off
 to read through gdb instead, as for remote targets)."""
@@ -803,12 +804,26 @@ Every map write of the whole program traps into gdb while watching: expect it to
 # ---- the pretty-printer ------------------------------------------------------------------------------
 
 class GoMapPrinter:
+    """`map[K]V len=N` with the entries as children (key, value, key, value, ...) under gdb's 'map'
+    display hint, so print, `set print pretty`, `set print elements`, MI varobjs (IDEs) and
+    `explore` all work. Keys and values are gdb values of their Go types at the slot addresses
+    the core reports (structs expand into fields, nested maps come back through this printer);
+    where gdb has no useful type (interfaces, slices, funcs) the child is the core's text.
+    Children are produced lazily, a page at a time: gdb stops asking after `print elements`."""
+
     def __init__(self, val, type_name):
         self.val, self.type_name = val, type_name
 
+    def _addr(self):
+        return int(self.val) & 0xFFFFFFFFFFFFFFFF
+
     def to_string(self):
         try:
-            return self._summary()
+            addr = self._addr()
+            if addr == 0:
+                return "%s nil" % self.type_name
+            length = LAYER.summary(addr, self.type_name, 0)[0]
+            return "%s len=%d" % (self.type_name, length)
         except common.UserError as e:
             return "<gomap: %s>" % _one_line(e)
         except KeyboardInterrupt:
@@ -816,22 +831,128 @@ class GoMapPrinter:
         except Exception as e:
             return "<gomap: %s>" % _one_line(e)
 
-    def _summary(self):
+    def display_hint(self):
+        return "map"
+
+    def children(self):
         try:
-            addr = int(self.val) & 0xFFFFFFFFFFFFFFFF
+            addr = self._addr()
+        except Exception:
+            return iter(())
+        if addr == 0:
+            return iter(())
+        return self._children(addr)
+
+    def _children(self, addr):
+        try:
+            kname, ksize, ktyped, ename, esize, etyped = LAYER.map_info(self.type_name)
+            ktype = _gdb_type(kname, ksize) if ktyped else None
+            etype = _gdb_type(ename, esize) if etyped else None
+            render = (0 if ktype is not None else 1) | (0 if etype is not None else 2)
+            skip, page = 0, 32
+            while skip < MAX_PRINT_ELEMENTS:
+                _len, items, more = LAYER.entries(addr, self.type_name, skip, min(page, MAX_PRINT_ELEMENTS - skip), render)
+                for i, (ka, ea, ktext, etext) in enumerate(items, skip):
+                    yield "[%d]" % (2 * i), _typed_value(ktype, ka, ktext)
+                    yield "[%d]" % (2 * i + 1), _typed_value(etype, ea, etext)
+                if not more or not items:
+                    return
+                skip += len(items)
+                page = min(page * 4, 4096)
+        except (common.UserError, gdb.error) as e:
+            yield "<gomap>", "<gomap: %s>" % _one_line(e)
+        except KeyboardInterrupt:
+            return
+
+
+def _typed_value(ty, addr, text):
+    if ty is None:
+        return text
+    return gdb.Value(addr).cast(ty.pointer()).dereference()
+
+
+_GDB_TYPES = {}  # (executable, Go type name) -> gdb.Type or None
+
+
+def _gdb_type(name, size):
+    """gdb's type for a Go type name from the program's DWARF, or None. Go's DWARF names every
+    type; gdb finds named ones as symbols (its own C `int` would shadow Go's, so symbols first),
+    and pointer and array types are built from their element's. A size that does not match what
+    the core reported means gdb picked another type of that name: no type then."""
+    key = (BACKEND.binary_path(), name)
+    if key not in _GDB_TYPES:
+        if len(_GDB_TYPES) > 10000:
+            _GDB_TYPES.clear()
+        ty = None
+        try:
+            ty = _lookup_go_type(name, 0)
+        except Exception:
+            ty = None
+        if ty is not None and ty.sizeof != size:
+            ty = None
+        _GDB_TYPES[key] = ty
+    return _GDB_TYPES[key]
+
+
+def _lookup_go_type(name, depth):
+    if depth > 16:
+        return None
+    for domain in (gdb.SYMBOL_VAR_DOMAIN, gdb.SYMBOL_STRUCT_DOMAIN):
+        try:
+            sym = gdb.lookup_static_symbol(name, domain) or gdb.lookup_global_symbol(name, domain)
+        except gdb.error:
+            sym = None
+        if sym is not None and sym.addr_class == gdb.SYMBOL_LOC_TYPEDEF:
+            return sym.type
+    if name.startswith("*"):
+        target = _lookup_go_type(name[1:], depth + 1)
+        return target.pointer() if target is not None else None
+    m = re.match(r"\[(\d+)\](.+)$", name)
+    if m:
+        elem = _lookup_go_type(m.group(2), depth + 1)
+        n = int(m.group(1))
+        if elem is None:
+            return None
+        return elem.array(n - 1) if n > 0 else elem.array(0, -1)
+    for candidate in (name, "struct " + name):
+        try:
+            return gdb.lookup_type(candidate)
+        except gdb.error:
+            continue
+    return None
+
+
+class GoStringPrinter:
+    """A Go string as "text" (gdb's own Go support prints the data pointer too). Registered with
+    the map printer so that map keys and values print the same whether or not Go's
+    runtime-gdb.py, which has a string printer of its own, is loaded; `set print elements`
+    cuts it like any string."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        try:
+            n = int(self.val["len"])
+            if n <= 0:
+                return ""
+            return self.val["str"].lazy_string(length=min(n, 1 << 30))
         except gdb.error as e:
             return "<gomap: %s>" % _one_line(e)
-        if addr == 0:
-            return "%s len=0 {} (nil)" % self.type_name
-        limit = None
-        try:
-            limit = gdb.parameter("print elements")
-        except Exception:
-            pass
-        if not limit or limit < 0 or limit > MAX_PRINT_ELEMENTS:
-            limit = MAX_PRINT_ELEMENTS
-        length, _impl, items, more = LAYER.summary(addr, self.type_name, int(limit))
-        return common.format_map_summary(self.type_name, length, items, more)
+
+    def display_hint(self):
+        return "string"
+
+
+class _TextPrinter:
+    """A map child that gdb has no type for (an interface, a slice), as the core rendered it. gdb
+    prints a text child as it is; MI turns it into a char array value, shown as text through this."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        return self.val.string()
 
 
 class GoMapPrettyPrinter(gdb.printing.PrettyPrinter):
@@ -841,6 +962,11 @@ class GoMapPrettyPrinter(gdb.printing.PrettyPrinter):
     def __call__(self, val):
         try:
             ty = val.type
+            if ty.code == gdb.TYPE_CODE_STRUCT and ty.name == "string":
+                return GoStringPrinter(val)
+            if ty.code == gdb.TYPE_CODE_ARRAY and ty.name is None and val.address is None \
+                    and ty.target().name == "char":
+                return _TextPrinter(val)  # a child gomap rendered as text (IDEs get it as a value)
             if ty.code != gdb.TYPE_CODE_TYPEDEF or ty.strip_typedefs().code != gdb.TYPE_CODE_PTR:
                 return None  # every Go map type is a typedef of a pointer: the cheap test first
             name = _map_type_name(ty)
@@ -862,10 +988,11 @@ def _connect_events():
         except Exception:
             pass
     _STATE["handlers"] = []
-    for name in ("stop", "cont", "new_objfile", "clear_objfiles", "exited", "memory_changed", "inferior_call"):
+    for name in ("stop", "cont", "new_objfile", "clear_objfiles", "exited", "memory_changed", "inferior_call",
+                 "before_prompt"):
         registry = getattr(gdb.events, name, None)
         if registry is not None:
-            handler = _on_new_objfile if name == "new_objfile" else _bump
+            handler = {"new_objfile": _on_new_objfile, "before_prompt": _refront_printers}.get(name, _bump)
             registry.connect(handler)
             _STATE["handlers"].append((registry, handler))
 
@@ -883,20 +1010,99 @@ def _is_go_objfile(objfile):
     return False
 
 
+def _is_go_runtime_printer(p):
+    """One of the matchers Go's runtime-gdb.py registers (a closure over its printer class)."""
+    for cell in getattr(p, "__closure__", None) or ():
+        try:
+            if getattr(cell.cell_contents, "__module__", "") and hasattr(cell.cell_contents, "pattern"):
+                return getattr(cell.cell_contents, "__name__", "")
+        except ValueError:  # an empty cell
+            continue
+    return ""
+
+
 def _printer_for(objfile):
-    """Registers the map printer on one Go objfile (replacing an earlier sourcing's)."""
+    """Registers the map printer first on one Go objfile (replacing an earlier sourcing's): gdb
+    asks an objfile's printers in order, and Go's runtime-gdb.py (sourced by hand or auto-loaded
+    with the program) registers a map printer of its own there, which would otherwise win."""
     try:
-        if not objfile.is_valid() or not _is_go_objfile(objfile):
+        if not objfile.is_valid():
             return
-        objfile.pretty_printers[:] = [p for p in objfile.pretty_printers if getattr(p, "name", None) != "gomap"]
-        objfile.pretty_printers.append(GoMapPrettyPrinter())
+        printers = objfile.pretty_printers
+        if printers and getattr(printers[0], "name", None) == "gomap":
+            return
+        if not _is_go_objfile(objfile):
+            return
+        rest = [p for p in printers if getattr(p, "name", None) != "gomap"]
+        objfile.pretty_printers = [GoMapPrettyPrinter()] + rest
+        if any(_is_go_runtime_printer(p) == "MapTypePrinter" for p in rest):
+            _took_over()
     except Exception:
         pass
 
 
+def _took_over():
+    if not _STATE.get("took_over"):
+        _STATE["took_over"] = True
+        gdb.write("gomap: Go's runtime-gdb.py printers are loaded; gomap's printer takes over Go maps "
+                  "(and strings, printed the same way)\n")
+
+
+class _GoScriptObjfile:
+    """The objfile as Go's runtime-gdb.py sees it. That script replaces the objfile's printer list
+    (`goobjfile.pretty_printers = []`) and appends its own, which include a map printer: when gdb
+    auto-loads it with the program no event follows, so the list it installs starts with gomap's."""
+
+    def __init__(self, real):
+        object.__setattr__(self, "_real", real)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def __setattr__(self, name, value):
+        if name == "pretty_printers":
+            value = [GoMapPrettyPrinter()] + [p for p in value if getattr(p, "name", None) != "gomap"]
+            _took_over()
+        setattr(self._real, name, value)
+
+    def __bool__(self):
+        return True
+
+
+def _from_go_script():
+    try:
+        return sys._getframe(2).f_code.co_filename.endswith("runtime-gdb.py")
+    except Exception:
+        return False
+
+
+def _wrap_objfile_getters():
+    """gdb.current_objfile / gdb.objfiles hand _GoScriptObjfile to runtime-gdb.py only."""
+    real = _STATE.setdefault("real_getters", (gdb.current_objfile, gdb.objfiles))
+
+    def current_objfile():
+        o = real[0]()
+        return _GoScriptObjfile(o) if o is not None and _from_go_script() else o
+
+    def objfiles():
+        objs = real[1]()
+        return [_GoScriptObjfile(o) for o in objs] if _from_go_script() else objs
+
+    current_objfile.__doc__, objfiles.__doc__ = real[0].__doc__, real[1].__doc__
+    gdb.current_objfile, gdb.objfiles = current_objfile, objfiles
+
+
+def _refront_printers(*_args):
+    """Puts gomap's printer first again on every Go objfile: Go's runtime-gdb.py replaces an
+    objfile's printer list when gdb auto-loads it (after the new_objfile event) or when it is
+    sourced by hand, so this runs on the next objfile, after the event and before each prompt."""
+    for objfile in gdb.objfiles():
+        _printer_for(objfile)
+
+
 def _on_new_objfile(event):
     _bump()
-    _printer_for(event.new_objfile)
+    _refront_printers()
 
 
 def _register_printers():
@@ -934,6 +1140,7 @@ def _register():
     GomapWatch()
     GomapDirect()
     _connect_events()
+    _wrap_objfile_getters()
     _register_printers()
     _STATE["generation"] += 1  # a re-source starts from fresh sessions
     if _native is not None:

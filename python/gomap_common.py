@@ -196,12 +196,25 @@ class CommandLayer:
             raise UserError("interrupted")
 
     def summary(self, addr, type_name, limit):
-        """(len, impl, [(key, value)], more) for pretty-printers."""
+        """(len, impl, [(key, value)], more) for pretty-printers; a walk stops after `limit`
+        entries (0: only the len, from the header)."""
+        return self._native_call(lambda s: s.summary(addr, type_name, limit))
+
+    def map_info(self, type_name):
+        """(key_name, key_size, key_typed, elem_name, elem_size, elem_typed) of a map type."""
+        return self._native_call(lambda s: s.map_info(type_name))
+
+    def entries(self, addr, type_name, skip, limit, render):
+        """(len, [(key_addr, elem_addr, key_text, elem_text)], more): one page of entries; texts
+        only for the sides `render` asks for (1: keys, 2: elements)."""
+        return self._native_call(lambda s: s.entries(addr, type_name, skip, limit, render))
+
+    def _native_call(self, fn):
         mod = load_native()
         if mod is None:
             raise UserError(native_error())
         try:
-            return self.session().summary(addr, type_name, limit)
+            return fn(self.session())
         except mod.GomapError as e:
             raise UserError(str(e))
 
@@ -223,11 +236,3 @@ class CommandLayer:
         except Exception:
             return []
         return sorted(n for n in names if n.startswith(text))
-
-
-def format_map_summary(type_name, length, items, more):
-    """`map[string]int len=3 {"a": 1, ...}` — the pretty-printer's one line."""
-    body = ", ".join("%s: %s" % kv for kv in items)
-    if more:
-        body += ", ..."
-    return "%s len=%d {%s}" % (type_name, length, body)
