@@ -894,9 +894,7 @@ def _gdb_type(name, size):
     return _GDB_TYPES[key]
 
 
-def _lookup_go_type(name, depth):
-    if depth > 16:
-        return None
+def _find_gdb_type(name):
     for domain in (gdb.SYMBOL_VAR_DOMAIN, gdb.SYMBOL_STRUCT_DOMAIN):
         try:
             sym = gdb.lookup_static_symbol(name, domain) or gdb.lookup_global_symbol(name, domain)
@@ -904,22 +902,17 @@ def _lookup_go_type(name, depth):
             sym = None
         if sym is not None and sym.addr_class == gdb.SYMBOL_LOC_TYPEDEF:
             return sym.type
-    if name.startswith("*"):
-        target = _lookup_go_type(name[1:], depth + 1)
-        return target.pointer() if target is not None else None
-    m = re.match(r"\[(\d+)\](.+)$", name)
-    if m:
-        elem = _lookup_go_type(m.group(2), depth + 1)
-        n = int(m.group(1))
-        if elem is None:
-            return None
-        return elem.array(n - 1) if n > 0 else elem.array(0, -1)
     for candidate in (name, "struct " + name):
         try:
             return gdb.lookup_type(candidate)
         except gdb.error:
             continue
     return None
+
+
+def _lookup_go_type(name, depth):
+    return common.go_type_by_name(name, _find_gdb_type, lambda t: t.pointer(),
+                                  lambda t, n: t.array(n - 1) if n > 0 else t.array(0, -1))
 
 
 class GoStringPrinter:

@@ -13,6 +13,7 @@ An adapter implements `Backend` for its debugger; nothing here imports gdb or ll
 import importlib.machinery
 import importlib.util
 import os
+import re
 import shlex
 import sys
 
@@ -218,6 +219,10 @@ class CommandLayer:
         except mod.GomapError as e:
             raise UserError(str(e))
 
+    def render(self, addr, type_name):
+        """The Go value of type `type_name` at addr, as gomap's text."""
+        return self._native_call(lambda s: s.render(addr, type_name))
+
     def is_map_type(self, type_name):
         try:
             return self.session().is_map_type(type_name)
@@ -236,3 +241,22 @@ class CommandLayer:
         except Exception:
             return []
         return sorted(n for n in names if n.startswith(text))
+
+
+def go_type_by_name(name, find, pointer, array, depth=0):
+    """A debugger's type for a Go type name: `find(name)` for the types the program's (or gomap's)
+    DWARF names, else a pointer or array type built from its element's (`*T`, `[N]T`), else None."""
+    if depth > 16:
+        return None
+    ty = find(name)
+    if ty is not None:
+        return ty
+    if name.startswith("*"):
+        target = go_type_by_name(name[1:], find, pointer, array, depth + 1)
+        return pointer(target) if target is not None else None
+    m = re.match(r"\[(\d+)\](.+)$", name)
+    if m:
+        elem = go_type_by_name(m.group(2), find, pointer, array, depth + 1)
+        return array(elem, int(m.group(1))) if elem is not None else None
+    return None
+

@@ -45,6 +45,7 @@ if os.path.dirname(os.path.abspath(common.__file__)) != _HERE:
 
 CATEGORY = "gomap"
 MAP_TYPE_REGEX = r"^map\["
+RENDERED_TYPE_REGEX = r"^(string|\[\].*|interface \{.*)$"  # Go types whose C shape says little
 MAX_CHILDREN = 10000  # synthetic children shown for one map (the summary gives the full len)
 ELF_CORE = 4
 
@@ -370,41 +371,114 @@ def _map_summary(valobj):
 
 
 class MapChildren:
-    """Synthetic children: one child per entry, named by the key, holding the value as text."""
+    """Synthetic children: one child per entry, named by the key as gomap renders it, holding the
+    value as a typed LLDB value at its slot (structs expand into fields, pointers are pointers,
+    nested maps come back through this provider; the Go types are in gomap's types module), or
+    as text where the module has no type for it (interfaces, slices: see `value_summary`).
+    Entries are decoded a page at a time, as LLDB asks for them."""
+
+    PAGE = 256
 
     def __init__(self, valobj, internal_dict):
         self.valobj = valobj
-        self.items = []
+        self.map = None
+        self.count = 0
+        self.pages = {}
+        self.etype = None
+        self.render = 3
 
     def update(self):
-        self.items = []
+        self.map, self.count, self.pages, self.etype = None, 0, {}, None
         try:
             m = _map_of_value(self.valobj)
             if m is not None and m[0] != 0:
-                with BACKEND.using(self.valobj.GetTarget()):
-                    _len, _impl, items, more = LAYER.summary(m[0], m[1], MAX_CHILDREN)
-                self.items = items
+                target = self.valobj.GetTarget()
+                with BACKEND.using(target):
+                    length = LAYER.summary(m[0], m[1], 0)[0]
+                    _k, _ks, _kt, ename, esize, etyped = LAYER.map_info(m[1])
+                # Untyped for gdb (interfaces, slices) is typed here: value_summary renders them.
+                self.etype = _lldb_type(target, ename, esize)
+                self.render = 1 | (0 if self.etype is not None else 2)
+                self.map, self.count = m, min(length, MAX_CHILDREN)
         except Exception:
-            self.items = []
+            self.map, self.count = None, 0
         return False
 
     def num_children(self):
-        return len(self.items)
+        return self.count
 
     def has_children(self):
         return True
 
+    def _entry(self, index):
+        page = index // self.PAGE
+        if page not in self.pages:
+            try:
+                with BACKEND.using(self.valobj.GetTarget()):
+                    _len, items, _more = LAYER.entries(self.map[0], self.map[1], page * self.PAGE, self.PAGE, self.render)
+            except Exception:
+                items = []
+            if len(self.pages) > 64:
+                self.pages.clear()
+            self.pages[page] = items
+        items = self.pages[page]
+        i = index - page * self.PAGE
+        return items[i] if i < len(items) else None
+
     def get_child_index(self, name):
-        for i, (k, _v) in enumerate(self.items):
-            if "[%s]" % k == name:
+        for i in range(self.count):
+            e = self._entry(i)
+            if e is not None and "[%s]" % e[2] == name:
                 return i
         return -1
 
     def get_child_at_index(self, index):
-        if index < 0 or index >= len(self.items):
+        if self.map is None or index < 0 or index >= self.count:
             return None
-        key, value = self.items[index]
-        return _text_value(self.valobj, "[%s]" % key, value)
+        e = self._entry(index)
+        if e is None:
+            return None
+        _ka, ea, ktext, etext = e
+        name = "[%s]" % ktext
+        if self.etype is not None:
+            return self.valobj.CreateValueFromAddress(name, ea, self.etype)
+        return _text_value(self.valobj, name, etext)
+
+
+def _lldb_type(target, name, size):
+    """The LLDB type for a Go type name, from gomap's types module of this target, or None."""
+    module = _types_module(target)
+    if module is None:
+        return None
+
+    def find(n):
+        t = module.FindFirstType(n)
+        return t if t.IsValid() else None
+
+    ty = common.go_type_by_name(name, find, lambda t: t.GetPointerType(), lambda t, n: t.GetArrayType(n))
+    if ty is None or not ty.IsValid() or ty.GetByteSize() != size:
+        return None
+    return ty
+
+
+def _types_module(target):
+    obj = _TYPE_MODULES.get((target.GetExecutable().fullpath, target.GetProcess().GetProcessID()))
+    if not obj:
+        return None
+    m = target.FindModule(lldb.SBFileSpec(obj))
+    return m if m.IsValid() else None
+
+
+def value_summary(valobj, internal_dict):
+    """Go strings, slices and interfaces (types from gomap's module) as gomap renders them."""
+    try:
+        addr = valobj.GetLoadAddress()
+        if addr == lldb.LLDB_INVALID_ADDRESS:
+            return None
+        with BACKEND.using(valobj.GetTarget()):
+            return LAYER.render(addr, valobj.GetTypeName())
+    except Exception as e:
+        return "<gomap: %s>" % _one_line(e)
 
 
 def _text_value(parent, name, text):
@@ -471,10 +545,12 @@ def _asm_string(text):
                             for b in text.encode("utf-8"))
 
 
-def _types_module_source(type_names, variables):
+def _types_module_source(type_names, variables, graph=()):
     """Assembly for a DWARF 4 C unit: `typedef void *map[K]V;` per name (the map variable's value,
-    the header pointer), `map[K]V NAME;` at an absolute address per variable, and per package a
-    variable named for the package whose fields are its map variables."""
+    the header pointer), `map[K]V NAME;` at an absolute address per variable, per package a
+    variable named for the package whose fields are its map variables, and the Go key and element
+    types of the maps as C types (`graph`, from the core's `type_graph`: base types, structs with
+    their fields, pointers, arrays), so that synthetic children can be typed values."""
     L = ['\t.section .debug_abbrev,"",@progbits']
     abbrevs = [
         (1, 0x11, 1, [(0x13, 0x0B), (0x03, 0x08)]),              # compile_unit: language, name
@@ -483,6 +559,10 @@ def _types_module_source(type_names, variables):
         (4, 0x34, 0, [(0x03, 0x08), (0x49, 0x13), (0x3F, 0x19), (0x02, 0x18)]),  # variable
         (5, 0x13, 1, [(0x03, 0x08), (0x0B, 0x0F)]),              # structure_type: name, size
         (6, 0x0D, 0, [(0x03, 0x08), (0x49, 0x13), (0x38, 0x0F)]),  # member: name, type, offset
+        (7, 0x0F, 0, [(0x0B, 0x0B), (0x49, 0x13)]),              # pointer_type: size, type
+        (8, 0x24, 0, [(0x03, 0x08), (0x3E, 0x0B), (0x0B, 0x0F)]),  # base_type: name, encoding, size
+        (9, 0x01, 1, [(0x49, 0x13)]),                            # array_type: element type
+        (10, 0x21, 0, [(0x37, 0x0F)]),                           # subrange_type: count
     ]
     for code, tag, children, attrs in abbrevs:
         L.append("\t.byte %s" % ",".join(str(b) for b in _uleb(code) + _uleb(tag) + [children]))
@@ -494,10 +574,13 @@ def _types_module_source(type_names, variables):
           "\t.short 4", "\t.long 0", "\t.byte 8",
           "\t.byte 1", "\t.byte 0x0c", "\t.string %s" % _asm_string("gomap Go map types"),
           ".Lvoidp:", "\t.byte 2", "\t.byte 8"]
+    graph = list(graph)
+    names = set(type_names) | {name for _id, name, kind, *_ in graph if kind == "map"}
     labels = {}
-    for i, name in enumerate(sorted(set(type_names))):
+    for i, name in enumerate(sorted(names)):
         labels[name] = ".Lt%d" % i
         L += [".Lt%d:" % i, "\t.byte 3", "\t.string %s" % _asm_string(name), "\t.long .Lvoidp - .Lcu"]
+    L += _graph_source(graph, labels)
     packages = {}
     for name, type_name, addr in variables:
         if type_name not in labels:
@@ -523,6 +606,39 @@ def _types_module_source(type_names, variables):
     return "\n".join(L)
 
 
+def _graph_source(graph, map_labels):
+    """DIEs for the core's type graph (see Session.type_graph); maps refer to the map typedefs."""
+    ids = {node[0] for node in graph}
+    label = {}
+    for node in graph:
+        tid, name, kind = node[0], node[1], node[2]
+        label[tid] = map_labels[name] if kind == "map" and name in map_labels else ".Ly%d" % tid
+
+    def ref(tid):
+        return ("\t.long %s - .Lcu" % label[tid]) if tid in ids else "\t.long .Lvoidp - .Lcu"
+
+    L = []
+    for tid, name, kind, size, target, count, encoding, fields in graph:
+        if kind == "map":
+            continue
+        L.append("%s:" % label[tid])
+        if kind == "base":
+            L += ["\t.byte 8", "\t.string %s" % _asm_string(name), "\t.byte %d" % (encoding or 7),
+                  "\t.uleb128 %d" % size]
+        elif kind == "struct" or kind == "opaque":
+            L += ["\t.byte 5", "\t.string %s" % _asm_string(name), "\t.uleb128 %d" % size]
+            for fname, offset, ftype in fields:
+                L += ["\t.byte 6", "\t.string %s" % _asm_string(fname or "_"), ref(ftype), "\t.uleb128 %d" % offset]
+            L.append("\t.byte 0")
+        elif kind == "ptr":
+            L += ["\t.byte 7", "\t.byte 8", ref(target) if target else "\t.long .Lvoidp - .Lcu"]
+        elif kind == "array":
+            L += ["\t.byte 9", ref(target), "\t.byte 10", "\t.uleb128 %d" % count, "\t.byte 0"]
+        else:  # typedef
+            L += ["\t.byte 3", "\t.string %s" % _asm_string(name), ref(target)]
+    return L
+
+
 def _ensure_types_module(target):
     """Adds gomap's module of Go map types and package-level map variables to `target` once."""
     import hashlib
@@ -543,7 +659,11 @@ def _ensure_types_module(target):
         tn = session.global_type(name)
         if link is not None and tn:
             variables.append((name, tn, (link + bias) & 0xFFFFFFFFFFFFFFFF))
-    src = _types_module_source(types, variables)
+    try:
+        graph = session.type_graph(types)
+    except Exception:
+        graph = []  # children are then shown as text
+    src = _types_module_source(types, variables, graph)
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
     os.makedirs(_TYPES_DIR, exist_ok=True)
     obj = os.path.join(_TYPES_DIR, "gotypes-%s.o" % digest)
@@ -697,6 +817,7 @@ def __lldb_init_module(debugger, internal_dict):
     run("type category delete %s" % CATEGORY)
     run("type summary add -e -w %s -x '%s' -F %s.map_summary" % (CATEGORY, MAP_TYPE_REGEX, mod))
     run("type synthetic add -w %s -x '%s' -l %s.MapChildren" % (CATEGORY, MAP_TYPE_REGEX, mod))
+    run("type summary add -w %s -x '%s' -F %s.value_summary" % (CATEGORY, RENDERED_TYPE_REGEX, mod))
     run("type category enable %s" % CATEGORY)
     _prepare_target(debugger)
     if _native is not None:

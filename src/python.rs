@@ -232,6 +232,96 @@ impl Session {
         })
     }
 
+    /// type_graph(map_type_names, max_types=4000) -> [(id, name, kind, size, target, count, encoding,
+    /// [(field, offset, type id)])]: the DWARF shape of the key and element types of these maps and of
+    /// the types they are built from, for debuggers without Go types (LLDB gets them as C types).
+    /// kind: "base" (encoding: DW_ATE_*), "struct" (fields), "ptr" (target, 0 = untyped or beyond the
+    /// depth followed), "array" (target, count), "typedef" (target), "map" (a map type: the front
+    /// end's own map typedef), "opaque" (size only). Pointers are followed 3 deep, types capped.
+    #[pyo3(signature = (map_types, max_types=4000))]
+    fn type_graph(&self, map_types: Vec<String>, max_types: usize) -> PyResult<Vec<TypeNode>> {
+        guard(|| {
+            use crate::binary::Die;
+            let d = &self.t.bin.dwarf;
+            let mut queue: std::collections::VecDeque<(u64, u32)> = std::collections::VecDeque::new();
+            for name in &map_types {
+                if let Some(m) = d.named(name).and_then(|id| self.t.map_type(id).ok()) {
+                    queue.push_back((m.key, 0));
+                    queue.push_back((m.elem, 0));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            let mut out: Vec<TypeNode> = Vec::new();
+            while let Some((id, ptr_depth)) = queue.pop_front() {
+                if out.len() >= max_types || !seen.insert(id) {
+                    continue;
+                }
+                let Some(t) = d.get(id) else { continue };
+                let size = d.size_of(id).unwrap_or(0);
+                let is_map = t.go_kind & 0x1f == 21 || (t.name.starts_with("map[") && matches!(t.die, Die::Typedef { .. }));
+                let node = if is_map {
+                    (id, t.name.clone(), "map".to_string(), 8, 0, 0, 0, Vec::new())
+                } else {
+                    match &t.die {
+                        Die::Base { encoding } => {
+                            // DW_ATE_* from the Go kind (the DIE's own attribute as a fallback).
+                            let ate = match go_kind(d, id) {
+                                1 => 2,
+                                2..=6 => 5,
+                                7..=12 => 7,
+                                13 | 14 => 4,
+                                15 | 16 => 3,
+                                _ => *encoding,
+                            };
+                            (id, t.name.clone(), "base".into(), size, 0, 0, ate, Vec::new())
+                        }
+                        Die::Struct { fields } => {
+                            for f in fields {
+                                queue.push_back((f.ty, ptr_depth));
+                            }
+                            let fs = fields.iter().map(|f| (f.name.clone(), f.offset, f.ty)).collect();
+                            (id, t.name.clone(), "struct".into(), size, 0, 0, 0, fs)
+                        }
+                        Die::Pointer { target } => {
+                            let target = target.filter(|_| ptr_depth < 3).unwrap_or(0);
+                            if target != 0 {
+                                queue.push_back((target, ptr_depth + 1));
+                            }
+                            (id, t.name.clone(), "ptr".into(), 8, target, 0, 0, Vec::new())
+                        }
+                        Die::Array { elem: Some(e), count } => {
+                            queue.push_back((*e, ptr_depth));
+                            (id, t.name.clone(), "array".into(), size, *e, *count, 0, Vec::new())
+                        }
+                        Die::Typedef { target: Some(x) } => {
+                            queue.push_back((*x, ptr_depth));
+                            (id, t.name.clone(), "typedef".into(), size, *x, 0, 0, Vec::new())
+                        }
+                        _ => (id, t.name.clone(), "opaque".into(), size, 0, 0, 0, Vec::new()),
+                    }
+                };
+                out.push(node);
+            }
+            Ok(out)
+        })
+    }
+
+    /// render(addr, type_name) -> the Go value of that type at addr, as gomap's text shows it (for
+    /// debugger summaries of strings, slices and interfaces).
+    fn render(&self, addr: u64, type_name: &str) -> PyResult<String> {
+        guard(|| {
+            let d = &self.t.bin.dwarf;
+            let id = d.named(type_name).ok_or_else(|| Error::Expr(format!("no type {type_name} in the binary")))?;
+            let size = d.size_of(id).unwrap_or(0).min(1 << 16) as usize;
+            let mut bytes = vec![0u8; size];
+            self.t.mem.read(addr, &mut bytes)?;
+            let rend = Renderer::new(&self.t, Style::Text, 0);
+            let mut b = Vec::new();
+            rend.value(&mut b, id, &bytes);
+            Ok(String::from_utf8_lossy(&b).into_owned())
+        })
+    }
+
     /// Whether a type name is a Go map type in this binary.
     fn is_map_type(&self, type_name: &str) -> bool {
         self.t.bin.dwarf.named(type_name).map(|id| self.t.map_type(id).is_ok()).unwrap_or(false)
@@ -375,6 +465,7 @@ fn go_kind(d: &crate::binary::DwarfInfo, mut id: u64) -> u8 {
 }
 
 type Entry = (u64, u64, Option<String>, Option<String>);
+type TypeNode = (u64, String, String, u64, u64, u64, u8, Vec<(String, u64, u64)>);
 
 /// Collects one page of entries with their addresses for `Session.entries`.
 struct Slots<'a, 'r> {
