@@ -361,7 +361,7 @@ def _map_summary(valobj):
             return None
         addr, name = m
         if addr == 0:
-            return "len=0 (nil)"
+            return "nil"
         length, impl, _items, _more = LAYER.summary(addr, name, 0)
         return "len=%d" % length
     except common.UserError as e:

@@ -167,21 +167,73 @@ def test_core_text_buckets_and_check(fixture_matrix):
 
 # ---- summary and synthetic children -------------------------------------------------------------------
 
+def tree(lines):
+    """LLDB's indented value dump -> {child name: (value text, subtree)} below the first line."""
+    root, stack = {}, [(0, None)]
+    stack = [(0, root)]
+    for line in lines[1:]:
+        if not line.strip() or line.strip() == "}":
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        name, _, value = line.strip().partition(" = ")
+        value = value[:-2] if value.endswith(" {") else value
+        while len(stack) > depth:
+            stack.pop()
+        node = {}
+        stack[-1][1][name] = (value, node)
+        stack.append((depth, node))
+    return root
+
+
+def check_typed_children(blocks, truth):
+    """-P 3: a struct-valued map's values expand into their fields; a nested map's values are maps
+    with their own entries; pointers are pointers to structs; interfaces are the core's text."""
+    maps = truth["maps"]
+    structs = tree(blocks[0][1])
+    want = {json.dumps(e["key"]): e["value"] for e in maps["main.structMap"]["entries"]}
+    got = {k[1:-1]: {f: v for f, (v, _) in sub.items()} for k, (_, sub) in structs.items()}
+    assert set(got) == set(want), blocks[0]
+    for k, fields in want.items():
+        assert got[k] == {"X": str(fields["X"]), "Y": str(fields["Y"]), "Name": json.dumps(fields["Name"])}, (k, got[k])
+    nested = tree(blocks[1][1])
+    for e in maps["main.nestedMap"]["entries"]:
+        value, sub = nested["[%s]" % json.dumps(e["key"])]
+        if e["value"]["address"] == "0x0":
+            assert value == "0x0000000000000000 nil", value
+        else:
+            assert value == "%#018x len=%d" % (int(e["value"]["address"], 16), e["value"]["len"]), value
+        assert len(sub) == e["value"]["len"], (e, sub)  # the inner map's entries, as children
+    assert nested['["inner1"]'][1] == {'["a"]': ("1", {}), '["b"]': ("2", {})}, nested
+    ptrs = tree(blocks[2][1])
+    for e in maps["main.ptrMap"]["entries"]:
+        value, sub = ptrs["[%d]" % e["key"]]
+        if e["value"] == "0x0":
+            assert value in ("NULL", "0x0000000000000000"), value
+        else:
+            assert value == "%#018x" % int(e["value"], 16) and set(sub) == {"X", "Y", "Name"}, (value, sub)
+    iface = tree(blocks[3][1])
+    assert iface['["int"]'][0] == "int(42)" and iface['["nil"]'][0] == "nil", iface
+
+
 def test_summary_and_children_on_every_toolchain(fixture, truth):
     """`target variable main.m` on package-level maps: the summary says len=N, and with -P 1 (LLDB
     expands pointers only on request) one child per entry, rendered by the Rust core."""
     exprs = ["main.intMap", "main.litMap", "main.emptyMap", "main.nilMap", "main.structMap", "main.boolMap"]
     cmds = ["target variable -P 1 %s" % e for e in exprs]
+    cmds += ["target variable -P 3 main.structMap", "target variable -P 3 main.nestedMap", "target variable -P 2 main.ptrMap",
+             "target variable -P 1 main.ifaceMap"]
     cmds += ["target variable main.litMap", "target variable -r '^main\\.oneMap$'", "target variable main"]
     _, blocks = lldb(core_args(fixture), cmds)
+    check_typed_children(blocks[len(exprs):len(exprs) + 4], truth)
     for expr, (cmd, lines) in zip(exprs, blocks):
         tm = truth["maps"][expr]
         text = "\n".join(lines)
         head = [l for l in lines if l.startswith("(%s) %s = " % (tm["type"], expr))]
         assert len(head) == 1, "%s: no typed value:\n%s" % (expr, text)
-        assert head[0].startswith("(%s) %s = %#018x len=%d" % (tm["type"], expr, int(tm["address"], 16), tm["len"])), text
         if tm["address"] == "0x0":
-            assert head[0].endswith("len=0 (nil)"), text
+            assert head[0] == "(%s) %s = 0x0000000000000000 nil" % (tm["type"], expr), text
+        else:
+            assert head[0].startswith("(%s) %s = %#018x len=%d" % (tm["type"], expr, int(tm["address"], 16), tm["len"])), text
         children = [l.strip() for l in lines if l.startswith("  [")]
         assert len(children) == tm["len"], text
     lit = "\n".join(blocks[1][1])
@@ -203,7 +255,8 @@ def test_summary_and_children_on_every_toolchain(fixture, truth):
     for expr, tm in truth["maps"].items():
         pkg, _, var = expr.partition(".")
         if pkg == "main" and "." not in var:
-            assert "  %s = %#018x len=%d" % (var, int(tm["address"], 16), tm["len"]) in census, (expr, census)
+            want = "%#018x %s" % (0, "nil") if tm["address"] == "0x0" else "%#018x len=%d" % (int(tm["address"], 16), tm["len"])
+            assert "  %s = %s" % (var, want) in census, (expr, census)
 
 
 # ---- live processes ---------------------------------------------------------------------------------------
