@@ -14,7 +14,6 @@ Sourcing this file again replaces the commands and the pretty-printer and reconn
 handlers once; it never registers anything twice. tests/test_gdb.py drives all of it in real gdb.
 """
 
-import json
 import os
 import re
 import sys
@@ -476,46 +475,6 @@ def _make_sub(name):
 
 # ---- watch ------------------------------------------------------------------------------------------
 
-# (symbol, event kind, which integer argument holds the map header (0 = receiver/1st, 1 = 2nd,
-# 2 = 3rd), how many integer argument registers the function takes). Go's register ABI (1.17+):
-# integer arguments in RAX, RBX, RCX, RDI, RSI, R8.. (amd64) or R0, R1, R2.. (arm64); at a
-# function's first instruction they are still in those registers (a string takes two).
-_WATCH_FUNCS = [
-    # classic (runtime/map.go, map_fast*.go) and swiss (internal/runtime/maps linknamed to runtime.*)
-    ("runtime.mapassign", "write", 1, 3),
-    ("runtime.mapassign_fast32", "write", 1, 3),
-    ("runtime.mapassign_fast32ptr", "write", 1, 3),
-    ("runtime.mapassign_fast64", "write", 1, 3),
-    ("runtime.mapassign_fast64ptr", "write", 1, 3),
-    ("runtime.mapassign_faststr", "write", 1, 4),
-    ("runtime.mapdelete", "delete", 1, 3),
-    ("runtime.mapdelete_fast32", "delete", 1, 3),
-    ("runtime.mapdelete_fast64", "delete", 1, 3),
-    ("runtime.mapdelete_faststr", "delete", 1, 4),
-    ("runtime.mapclear", "clear", 1, 2),
-    # classic growth: hashGrow(t, h) starts it, evacuate(t, h, oldbucket) moves one old bucket
-    ("runtime.hashGrow", "grow", 1, 2),
-    ("runtime.evacuate", "evacuate", 1, 3),
-    ("runtime.evacuate_fast32", "evacuate", 1, 3),
-    ("runtime.evacuate_fast64", "evacuate", 1, 3),
-    ("runtime.evacuate_faststr", "evacuate", 1, 3),
-    # swiss growth: (m *Map) growToSmall/growToTable(typ); (t *table) rehash/split(typ, m),
-    # grow(typ, m, newCapacity)
-    ("internal/runtime/maps.(*Map).growToSmall", "grow", 0, 2),
-    ("internal/runtime/maps.(*Map).growToTable", "grow", 0, 2),
-    ("internal/runtime/maps.(*table).rehash", "grow", 2, 3),
-    ("internal/runtime/maps.(*table).grow", "grow", 2, 4),
-    ("internal/runtime/maps.(*table).split", "grow", 2, 3),
-]
-
-_ARG_REGS = {
-    "amd64": ("rax", "rbx", "rcx", "rdi", "rsi"),
-    "arm64": ("x0", "x1", "x2", "x3", "x4"),
-}
-_SP_REG = {"amd64": "rsp", "arm64": "sp"}
-_G_REG = {"amd64": "r14", "arm64": "x28"}  # the current goroutine, in Go's register ABI
-
-
 def _arch():
     try:
         name = gdb.selected_frame().architecture().name()
@@ -545,116 +504,43 @@ def _function_address(name):
         return None
 
 
-def _key_type(map_type):
-    """K of "map[K]V" (brackets balanced), or ""."""
-    if not map_type.startswith("map["):
-        return ""
-    depth = 0
-    for i, c in enumerate(map_type[3:], 3):
-        depth += {"[": 1, "]": -1}.get(c, 0)
-        if depth == 0:
-            return map_type[4:i]
-    return ""
+class _GdbFrame:
+    """The frame of a watch breakpoint hit, as common.Watch reads it."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def reg(self, name):
+        return int(self.frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+
+    def name(self):
+        return self.frame.name() or ""
+
+    def read(self, addr, size):
+        return bytes(gdb.selected_inferior().read_memory(addr, size))
+
+    def callers(self):
+        caller = self.frame.older()
+        for _ in range(64):
+            if caller is None:
+                return
+            sal = caller.find_sal()
+            where = None
+            if sal.symtab is not None:
+                where = "%s:%d" % (os.path.basename(sal.symtab.filename), sal.line)
+            yield caller.name() or "??", where
+            caller = caller.older()
 
 
-def _u64(reg_value):
-    return int(reg_value) & 0xFFFFFFFFFFFFFFFF
-
-
-class _Watch:
-    """One `gomap watch`: the breakpoints, the count, the lines printed."""
-
-    def __init__(self, addr, type_name, impl, count, expr, arch):
-        self.addr, self.type_name, self.impl, self.count, self.expr = addr, type_name, impl, count, expr
-        self.arch = arch
-        self.last_sig = self.last_state = None
-        self.refired = 0
-        self.events = 0
+class _Watch(common.Watch):
+    def __init__(self, *args):
+        super().__init__(*args)
         self.breakpoints = []
-        self.errors = []
         self.interrupted = False
 
-    def describe_hit(self, kind, regs, frame, state_text):
-        parts = ["gomap watch: #%d %s" % (self.events, kind)]
-        try:
-            fname = frame.name() or ""
-            if kind == "grow":
-                parts.append("(%s)" % fname.rsplit(".", 1)[-1])
-            elif kind == "evacuate":
-                parts.append("old bucket %d" % _u64(frame.read_register(regs[2])))
-            elif kind in ("write", "delete") and fname.endswith(("_fast64", "_fast32")):
-                # The key itself is the third integer argument of the fast variants.
-                bits = 32 if fname.endswith("_fast32") else 64
-                key = _u64(frame.read_register(regs[2])) & ((1 << bits) - 1)
-                if _key_type(self.type_name) in ("int", "int64", "int32", "rune") and key >> (bits - 1):
-                    key -= 1 << bits
-                parts.append("key %d" % key)
-            elif kind in ("write", "delete") and fname.endswith("_faststr"):
-                ptr, n = _u64(frame.read_register(regs[2])), _u64(frame.read_register(regs[3]))
-                data = bytes(gdb.selected_inferior().read_memory(ptr, min(n, 64))) if n else b""
-                text = json.dumps(data.decode("utf-8", "replace"), ensure_ascii=False)
-                parts.append("key %s%s" % (text, "..." if n > 64 else ""))
-        except Exception:
-            pass
-        try:
-            caller = frame.older()
-            while caller is not None and (caller.name() or "").startswith(("runtime.", "internal/runtime/")):
-                caller = caller.older()
-            if caller is not None:
-                sal = caller.find_sal()
-                where = caller.name() or "??"
-                if sal.symtab is not None:
-                    where += " (%s:%d)" % (os.path.basename(sal.symtab.filename), sal.line)
-                parts.append("from " + where)
-        except Exception:
-            pass
-        parts.append(state_text)
-        return " ".join(p for p in parts if p)
-
     def state(self):
-        """The map's state before this event, as (text, everything the core reported about it):
-        len and, for classic maps, the evacuation progress."""
         _STATE["generation"] += 1  # the process ran since the last look
-        try:
-            status, out = LAYER.run(["show", "%#x" % self.addr, "--type", self.type_name, "--json", "--limit", "1"])
-            doc = json.loads(out)
-            st = doc.get("stats", {})
-            text = "len %s" % doc.get("len")
-            if doc.get("impl") == "classic":
-                text += " B %s" % st.get("B")
-                if st.get("growing"):
-                    text += " growing: %s/%s old buckets evacuated (nevacuate %s)" % (
-                        st.get("evacuated_old"), st.get("old_buckets"), st.get("nevacuate"))
-            else:
-                if "tables" in st:
-                    text += " tables %s capacity %s growthLeft %s" % (st.get("tables"), st.get("capacity"), st.get("growth_left"))
-            return "[" + text + "]", out
-        except Exception as e:
-            return "[state unavailable: %s]" % _one_line(e), None
-
-    def hit(self, bp, frame):
-        """One breakpoint hit on this map; True to stop the program."""
-        # A signal delivered to a thread stopped at the breakpoint (Go's preemption SIGURG, sent
-        # all the more because gdb holds the thread) runs the function's first instruction again,
-        # sometimes after the goroutine moved to another thread: the same goroutine, stack
-        # pointer, arguments and map state hit the breakpoint twice or more. Those are one call.
-        # (Two genuine identical calls in a row that leave the map as it was, such as m[k] = 1;
-        # m[k] = 2 from one frame, are folded too: the value is stored after mapassign returns.)
-        sig = (_u64(frame.read_register(_G_REG[self.arch])), bp.func, _u64(frame.read_register(_SP_REG[self.arch])),
-               tuple(_u64(frame.read_register(r)) for r in bp.regs))  # its arguments only
-        text, state = self.state()
-        if sig == self.last_sig and state == self.last_state and state is not None:
-            self.refired += 1
-            return False
-        self.last_sig, self.last_state = sig, state
-        self.events += 1
-        try:
-            line = self.describe_hit(bp.kind, bp.regs, frame, text)
-        except Exception as e:
-            line = "gomap watch: #%d %s (%s)" % (self.events, bp.kind, _one_line(e))
-        gdb.write(line + "\n")
-        gdb.flush()
-        return self.events >= self.count
+        return super().state()
 
     def remove(self):
         for bp in self.breakpoints:
@@ -675,12 +561,16 @@ class _WatchBreakpoint(gdb.Breakpoint):
 
     def stop(self):
         try:
-            frame = gdb.selected_frame()
-            if _u64(frame.read_register(self.reg)) != self.watch.addr:
+            frame = _GdbFrame(gdb.selected_frame())
+            if frame.reg(self.reg) != self.watch.addr:
                 return False
             if self.watch.events >= self.watch.count:
                 return True
-            return self.watch.hit(self, frame)
+            stop, line = self.watch.hit(self.func, self.kind, self.regs, frame)
+            if line:
+                gdb.write(line + "\n")
+                gdb.flush()
+            return stop
         except KeyboardInterrupt:  # Ctrl-C while we were deciding: stop here
             self.watch.interrupted = True
             return True
@@ -690,17 +580,7 @@ class _WatchBreakpoint(gdb.Breakpoint):
 
 
 class GomapWatch(gdb.Command):
-    """Print every write, delete and growth step of one map while the program runs (live processes only).
-
-Usage: gomap watch EXPR [--count N] [--type 'map[K]V']
-Sets breakpoints on the entry of the runtime's map write functions of this Go version
-(runtime.mapassign*, runtime.mapdelete*, runtime.mapclear, and growth: hashGrow/evacuate for
-classic maps, (*Map).growToSmall/growToTable and (*table).rehash/grow/split for swiss maps),
-conditioned on the map's header address, then continues. Each event prints a line with the
-caller and the map's state before it (len; for classic maps the evacuation progress).
-After N events (default 10) the program stops inside the runtime function of the last event
-(bt shows who wrote); the breakpoints are removed. Ctrl-C stops early.
-Every map write of the whole program traps into gdb while watching: expect it to run slower."""
+    __doc__ = common.WATCH_HELP
 
     def __init__(self):
         super().__init__("gomap watch", gdb.COMMAND_BREAKPOINTS)
@@ -712,38 +592,7 @@ Every map write of the whole program traps into gdb while watching: expect it to
         return _complete("watch", text, word)
 
     def _parse(self, arg):
-        argv = gdb.string_to_argv(arg)
-        count, type_name, exprs = 10, None, []
-        i = 0
-        while i < len(argv):
-            a = argv[i]
-            if a in ("-h", "--help"):
-                return None
-            if a in ("--count", "-n", "--type") or a.startswith(("--count=", "--type=")):
-                if "=" in a:
-                    a, v = a.split("=", 1)
-                else:
-                    i += 1
-                    if i >= len(argv):
-                        raise common.UserError("gomap watch: %s needs a value" % a)
-                    v = argv[i]
-                if a == "--type":
-                    type_name = v
-                else:
-                    try:
-                        count = int(v, 0)
-                    except ValueError:
-                        raise common.UserError("gomap watch: --count wants a number, not %r" % v)
-                    if count < 1:
-                        raise common.UserError("gomap watch: --count must be at least 1")
-            elif a.startswith("-") and not a[1:2].isdigit():
-                raise common.UserError("gomap watch: unknown option %s (see help gomap watch)" % a)
-            else:
-                exprs.append(a)
-            i += 1
-        if len(exprs) != 1:
-            raise common.UserError("usage: gomap watch EXPR [--count N] [--type 'map[K]V']")
-        return exprs[0], count, type_name
+        return common.parse_watch_args(gdb.string_to_argv(arg))
 
     def _invoke(self, arg):
         parsed = self._parse(arg)
@@ -757,29 +606,22 @@ Every map write of the whole program traps into gdb while watching: expect it to
         if not inf.pid:
             raise common.UserError("gomap watch needs a live process: start it (run) or attach to it first")
         arch = _arch()
-        regs = _ARG_REGS.get(arch)
+        regs = common.ARG_REGS.get(arch)
         if regs is None:
             raise common.UserError("gomap watch supports amd64 and arm64 Go programs only")
-        argv = ["show", expr, "--json", "--limit", "1"] + (["--type", type_name] if type_name else [])
-        _, out = LAYER.run(argv)
-        doc = json.loads(out)
+        doc = common.watch_target(LAYER, expr, type_name)
         addr = int(doc["address"], 16)
-        if addr == 0:
-            raise common.UserError("%s is a nil map: nothing to watch yet (a write to a nil map panics)" % expr)
-        w = _Watch(addr, doc["type"], doc.get("impl"), count, expr, arch)
+        w = _Watch(LAYER, addr, doc["type"], count, arch)
         found = []
         try:
-            for func, kind, argi, nargs in _WATCH_FUNCS:
+            for func, kind, argi, nargs in common.WATCH_FUNCS:
                 faddr = _function_address(func)
                 if faddr is None:
                     continue
                 w.breakpoints.append(_WatchBreakpoint(w, func, kind, argi, regs[:nargs], faddr))
                 found.append(func)
-            if not any(k == "write" for f, k, _, _ in _WATCH_FUNCS if f in found):
-                raise common.UserError("no runtime map write function found in the symbol table (stripped binary?)")
-            _write("gomap watch: %s %s at %#x (%s, %s): %d breakpoints, stopping after %d event%s"
-                   % (expr, doc["type"], addr, doc.get("impl"), doc.get("go_version"), len(found), count,
-                      "" if count == 1 else "s"))
+            common.check_watch_functions(found)
+            _write(common.watch_banner(expr, doc, len(found), count))
             try:
                 gdb.execute("continue")
             except gdb.error as e:
@@ -788,17 +630,8 @@ Every map write of the whole program traps into gdb while watching: expect it to
         finally:
             w.remove()
         _STATE["generation"] += 1
-        if w.errors:
-            _write("gomap watch: %d breakpoint error(s), first: %s" % (len(w.errors), w.errors[0]))
-        if w.refired:
-            _write("gomap watch: %d repeated hit%s of the same call not counted (a signal such as Go's "
-                   "preemption runs a breakpoint's instruction again)" % (w.refired, "" if w.refired == 1 else "s"))
-        if w.events >= count:
-            _write("gomap watch: %d event%s seen; stopped in the runtime (bt shows the writer)"
-                   % (w.events, "" if w.events == 1 else "s"))
-        else:
-            _write("gomap watch: %s after %d event%s" % ("interrupted" if w.interrupted else "stopped", w.events,
-                                                         "" if w.events == 1 else "s"))
+        for line in w.summary_lines(interrupted=w.interrupted):
+            _write(line)
 
 
 # ---- the pretty-printer ------------------------------------------------------------------------------

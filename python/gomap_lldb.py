@@ -282,54 +282,234 @@ _native = common.load_native()
 
 _LONG_HELP = """Decode Go maps (hash maps and swiss tables) in this process or core file.
 
-Usage: gomap SUBCOMMAND [OPTIONS] ARGS      (gomap SUBCOMMAND --help for its options)
-Subcommands: show, buckets, check, maps, layout (the same options and JSON as the gomap CLI).
+Usage: gomap SUBCOMMAND [OPTIONS] ARGS      (gomap SUBCOMMAND --help, or help gomap SUBCOMMAND)
+Subcommands: show, buckets, check, maps, layout (the same options and JSON as the gomap CLI),
+watch (writes, deletes and growth of one map in a live process), help.
 EXPR is a package-level variable (main.cache, main.srv.sessions), a local of the selected frame
 or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
-`target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N);
-add -P 1 to see their entries as children.
-"""
+`target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N, or nil);
+add -P 1 (or more) to see their entries as children: typed values, so structs expand into fields,
+pointers are pointers and nested maps expand in turn.
+Tab completion: subcommands (LLDB 16 lets Python commands complete nothing else)."""
+
+_SUBCOMMANDS = ("show", "buckets", "check", "maps", "layout")
 
 
-class GomapCommand:
+class GomapSubcommand:
+    """`gomap SUB ...`: the line goes to the Rust core's own argument grammar."""
+
+    sub = None
+
+    def __init__(self, debugger, internal_dict):
+        pass
+
+    def _help(self):
+        if self.sub == "watch":
+            return common.WATCH_HELP
+        return (_native.help_text([self.sub]) if _native is not None else None) or _LONG_HELP
+
+    def get_short_help(self):
+        return " ".join(self._help().strip().split("\n\n")[0].split("\n")[0].split())
+
+    def get_long_help(self):
+        return self._help()
+
+    def __call__(self, debugger, command, exe_ctx, result):
+        _run_command(self.sub, command, exe_ctx, result, debugger)
+
+
+class GomapHelp:
     def __init__(self, debugger, internal_dict):
         pass
 
     def get_short_help(self):
-        return "Decode Go maps: gomap show|buckets|check|maps|layout EXPR (gomap SUBCOMMAND --help)."
-
-    def get_long_help(self):
-        text = None
-        if _native is not None:
-            try:
-                text = _native.help_text([])
-            except Exception:
-                text = None
-        return _LONG_HELP + ("\n" + text if text else "")
+        return "What gomap does, its subcommands and EXPR."
 
     def __call__(self, debugger, command, exe_ctx, result):
-        BACKEND.exe_ctx = exe_ctx
+        sub = command.split()[0] if command.split() else None
+        text = _native.help_text([sub]) if sub and _native is not None else None
+        result.AppendMessage((text or _LONG_HELP).rstrip("\n"))
+        result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+
+
+def _run_command(sub, command, exe_ctx, result, debugger):
+    BACKEND.exe_ctx = exe_ctx
+    try:
+        words = command.split()
+        needs_memory = "--help" not in words and "-h" not in words
+        if needs_memory and exe_ctx.target.IsValid() and not exe_ctx.process.IsValid():
+            raise common.UserError("no process: launch the program, attach to it (lldb -p PID) or load a core (lldb BIN -c CORE) first")
+        if sub == "watch":
+            _watch(debugger, command, exe_ctx, result)
+            return
+        status, out = LAYER.run([sub] + _split(command))
+        if out:
+            result.AppendMessage(out.rstrip("\n"))
+        result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+        try:  # formatters for a target loaded after the import; typed map variables
+            _prepare_target(debugger)
+        except Exception:
+            pass
+    except common.UserError as e:
+        result.SetError("gomap: " + _one_line(e) if not str(e).startswith("gomap") else _one_line(e))
+    except KeyboardInterrupt:
+        result.SetError("gomap: interrupted")
+    except Exception as e:  # never a traceback in the user's LLDB
+        result.SetError("gomap: internal error: %s: %s" % (type(e).__name__, _one_line(e)))
+    finally:
+        BACKEND.exe_ctx = None
+
+
+def _split(command):
+    import shlex
+
+    try:
+        return shlex.split(command)
+    except ValueError as e:
+        raise common.UserError("cannot parse arguments: %s" % e)
+
+
+# ---- watch ------------------------------------------------------------------------------------------
+
+class _LldbFrame:
+    """The frame of a watch breakpoint hit, as common.Watch reads it."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def reg(self, name):
+        v = self.frame.FindRegister(name)
+        if not v.IsValid():
+            raise common.UserError("no register %s" % name)
+        return v.GetValueAsUnsigned() & 0xFFFFFFFFFFFFFFFF
+
+    def name(self):
+        return self.frame.GetFunctionName() or ""
+
+    def read(self, addr, size):
+        return BACKEND.read_memory(addr, size)
+
+    def callers(self):
+        thread = self.frame.GetThread()
+        for i in range(self.frame.GetFrameID() + 1, min(thread.GetNumFrames(), 64)):
+            f = thread.GetFrameAtIndex(i)
+            le = f.GetLineEntry()
+            where = None
+            if le.IsValid() and le.GetFileSpec().IsValid() and le.GetLine():
+                where = "%s:%d" % (le.GetFileSpec().GetFilename(), le.GetLine())
+            yield f.GetFunctionName() or "??", where
+
+
+_WATCH = {}
+
+
+def _watch_stop(frame, bp_loc, internal_dict):
+    """Breakpoint callback of `gomap watch`: False lets the program go on."""
+    w = _WATCH.get("current")
+    if w is None:
+        return False
+    info = w.bps.get(bp_loc.GetBreakpoint().GetID())
+    if info is None:
+        return False
+    func, kind, argi, regs = info
+    try:
+        view = _LldbFrame(frame)
+        if view.reg(regs[argi]) != w.addr:
+            return False
+        if w.events >= w.count:
+            return True
+        with BACKEND.using(frame.GetThread().GetProcess().GetTarget(), frame):
+            stop, line = w.hit(func, kind, regs, view)
+        if line:
+            print(line, flush=True)
+        return stop
+    except KeyboardInterrupt:
+        w.interrupted = True
+        return True
+    except BaseException as e:  # a broken callback would stop the process with a traceback
+        w.errors.append(_one_line(e))
+        return False
+
+
+def _arch(target):
+    triple = (target.GetTriple() or "").split("-", 1)[0]
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(triple)
+
+
+def _watch(debugger, command, exe_ctx, result):
+    parsed = common.parse_watch_args(_split(command))
+    if parsed is None:
+        result.AppendMessage(common.WATCH_HELP)
+        return
+    expr, count, type_name = parsed
+    target, process = exe_ctx.target, exe_ctx.process
+    if BACKEND._is_core():
+        raise common.UserError("gomap watch needs a live process; this is a core file (use gomap show / check)")
+    if not process.IsValid() or not process.is_alive:
+        raise common.UserError("gomap watch needs a live process: launch it or attach to it first")
+    arch = _arch(target)
+    if arch is None:
+        raise common.UserError("gomap watch supports amd64 and arm64 Go programs only")
+    regs = common.ARG_REGS[arch]
+    doc = common.watch_target(LAYER, expr, type_name)
+    w = common.Watch(LAYER, int(doc["address"], 16), doc["type"], count, arch)
+    w.bps, w.interrupted = {}, False
+    found, made = [], []
+    try:
+        for func, kind, argi, nargs in common.WATCH_FUNCS:
+            addr = _symbol_load_address(target, func)
+            if addr is None:
+                continue
+            bp = target.BreakpointCreateByAddress(addr)
+            if not bp.IsValid():
+                continue
+            made.append(bp)
+            bp.SetScriptCallbackFunction("%s._watch_stop" % __name__)
+            w.bps[bp.GetID()] = (func, kind, argi, regs[:nargs])
+            found.append(func)
+        common.check_watch_functions(found)
+        _quiet_sigurg(debugger, target)
+        print(common.watch_banner(expr, doc, len(found), count), flush=True)
+        was_async = debugger.GetAsync()
+        debugger.SetAsync(False)
+        _WATCH["current"] = w
         try:
-            words = command.split()
-            needs_memory = words and words[0] not in ("help",) and "--help" not in words and "-h" not in words
-            if needs_memory and exe_ctx.target.IsValid() and not exe_ctx.process.IsValid():
-                raise common.UserError("no process: launch the program, attach to it (lldb -p PID) or load a core (lldb BIN -c CORE) first")
-            status, out = LAYER.run(command)
-            if out:
-                result.AppendMessage(out.rstrip("\n"))
-            result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
-            try:  # formatters for a target loaded after the import; typed map variables
-                _prepare_target(debugger)
-            except Exception:
-                pass
-        except common.UserError as e:
-            result.SetError("gomap: " + _one_line(e) if not str(e).startswith("gomap") else _one_line(e))
-        except KeyboardInterrupt:
-            result.SetError("gomap: interrupted")
-        except Exception as e:  # never a traceback in the user's LLDB
-            result.SetError("gomap: internal error: %s: %s" % (type(e).__name__, _one_line(e)))
+            err = process.Continue()
+            if err.Fail():
+                raise common.UserError("gomap watch: %s after %d event(s)" % (_one_line(err.GetCString()), w.events))
         finally:
-            BACKEND.exe_ctx = None
+            _WATCH["current"] = None
+            debugger.SetAsync(was_async)
+    finally:
+        for bp in made:
+            target.BreakpointDelete(bp.GetID())
+    lines = w.summary_lines(interrupted=w.interrupted)
+    if process.GetState() == lldb.eStateExited:
+        lines.append("gomap watch: the program exited (status %d)" % process.GetExitStatus())
+    result.AppendMessage("\n".join(lines))
+    result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+
+
+def _is_go_target(target):
+    return target.IsValid() and target.FindSymbols("runtime.buildVersion").GetSize() > 0
+
+
+def _quiet_sigurg(debugger, target):
+    """Go preempts goroutines with SIGURG, many times a second: LLDB would stop on each. Pass it to
+    the program without stopping or printing, once per target (and say so once)."""
+    if not _is_go_target(target):
+        return
+    key = target.GetExecutable().fullpath
+    if key in _STATE["sigurg"]:
+        return
+    res = lldb.SBCommandReturnObject()
+    debugger.GetCommandInterpreter().HandleCommand("process handle -p true -s false -n false SIGURG", res)
+    if res.Succeeded():
+        _STATE["sigurg"].add(key)
+        if not _STATE.get("sigurg_said"):
+            _STATE["sigurg_said"] = True
+            print("gomap: SIGURG (Go's preemption signal) now passes to the program without stopping LLDB "
+                  "(process handle -s true SIGURG to stop on it again)")
 
 
 # ---- formatters: summary and children for values of type map[K]V --------------------------------------
@@ -721,9 +901,10 @@ def _ensure_types_module(target):
 # added to targets, and the executables a frame recognizer is registered for.
 _STATE = getattr(lldb, "_gomap_state", None)
 if _STATE is None:
-    _STATE = {"modules": {}, "recognizers": set()}
+    _STATE = {"modules": {}, "recognizers": set(), "sigurg": set()}
     lldb._gomap_state = _STATE
 _TYPE_MODULES = _STATE["modules"]
+_STATE.setdefault("sigurg", set())
 
 
 def _map_sbtype(target, type_name):
@@ -787,6 +968,10 @@ def _prepare_target(debugger):
     t = debugger.GetSelectedTarget()
     if not t.IsValid():
         return
+    try:
+        _quiet_sigurg(debugger, t)
+    except Exception:
+        pass
     if t.GetProcess().IsValid():
         try:
             _ensure_types_module(t)
@@ -804,6 +989,11 @@ def _prepare_target(debugger):
 
 # ---- registration (idempotent) ---------------------------------------------------------------------
 
+def _quote(text):
+    """An LLDB command-line argument for a one-line text without single quotes or backticks."""
+    return "'%s'" % text.replace("'", '"').replace("`", '"')
+
+
 def __lldb_init_module(debugger, internal_dict):
     mod = __name__
     ci = debugger.GetCommandInterpreter()
@@ -813,7 +1003,18 @@ def __lldb_init_module(debugger, internal_dict):
         ci.HandleCommand(cmd, res)
         return res
 
-    run("command script add -o -c %s.GomapCommand gomap" % mod)
+    # A container, so that LLDB completes the subcommands and `help gomap` is one text.
+    run("command script delete gomap")
+    run("command container add -o -h %s -H %s gomap" % (
+        _quote("Decode Go maps (hash maps and swiss tables) in this process or core file."),
+        _quote('gomap SUBCOMMAND [OPTIONS] ARGS, where EXPR is a package-level variable (main.cache), a local '
+               'or a field of one (box.index), or 0xADDR --type "map[K]V". "gomap help" says more; '
+               '"help gomap SUBCOMMAND" lists the options of one.')))
+    for sub in _SUBCOMMANDS + ("watch",):
+        cls = "Gomap_" + sub
+        globals()[cls] = type(cls, (GomapSubcommand,), {"sub": sub})
+        run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
+    run("command script add -o -c %s.GomapHelp gomap help" % mod)
     run("type category delete %s" % CATEGORY)
     run("type summary add -e -w %s -x '%s' -F %s.map_summary" % (CATEGORY, MAP_TYPE_REGEX, mod))
     run("type synthetic add -w %s -x '%s' -l %s.MapChildren" % (CATEGORY, MAP_TYPE_REGEX, mod))

@@ -8,6 +8,7 @@ within a few minutes on two cores."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,7 +16,7 @@ import tempfile
 import pytest
 
 import fixturelib as F
-from test_gdb import locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
+from test_gdb import _program_order, locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
@@ -161,7 +162,8 @@ def test_core_text_buckets_and_check(fixture_matrix):
     assert "legend:" in text[cmds[1]]
     assert "oversized" in text[cmds[2]] and "warning" in text[cmds[2]]
     assert "show [OPTIONS] <EXPR>" in text[cmds[3]] and "--limit" in text[cmds[3]]
-    assert "gomap show|buckets|check|maps|layout" in text[cmds[4]]
+    helptext = text[cmds[4]]
+    assert helptext.count("Decode Go maps") == 1 and "show    --" in helptext and "watch   --" in helptext, helptext
     assert "entries (2 shown)" in text[cmds[5]]
 
 
@@ -363,15 +365,16 @@ def test_errors_are_one_line(fixture_matrix):
         ("gomap show 0xc000001000", "an address needs --type"),
         ("gomap show main.intMap --bogus", "unexpected argument '--bogus'"),
         ("gomap show main.intMap --limit many", "invalid value 'many'"),
-        ("gomap frob", "unrecognized subcommand 'frob'"),
         ("gomap show 'main.intMap", "cannot parse arguments"),
         ("gomap show", "required arguments were not provided"),
         ("gomap buckets main.intMap --range x", "range"),
     ]
-    _, blocks = lldb(core_args(row), [c for c, _ in cases])
+    _, blocks = lldb(core_args(row), [c for c, _ in cases] + ["gomap frob"])
     for (cmd, want), block in zip(cases, blocks):
         line = one_error(block)
         assert want in line, (cmd, line)
+    # gomap is an LLDB command container: LLDB itself refuses an unknown subcommand, in one line.
+    assert [l for l in blocks[-1][1] if l.strip()] == ["invalid command 'gomap frob'."], blocks[-1]
 
 
 def test_errors_without_a_target_or_process(fixture_matrix):
@@ -421,3 +424,46 @@ def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
     assert out.rstrip().splitlines()[-1].strip() == "12345", out[-2000:]  # LLDB went on
     assert "Traceback" not in out and "panicked" not in out
     assert returncode == 0
+
+
+# ---- parity with gdb: completion, help, watch, SIGURG ---------------------------------------------------
+
+def completions(line):
+    """What LLDB's own completion offers for `line` (as Tab would), through the SB API."""
+    return ("script m = lldb.SBStringList(); n = lldb.debugger.GetCommandInterpreter().HandleCompletion(%r, %d, 0, -1, m); "
+            "print('completions:', sorted(m.GetStringAtIndex(i) for i in range(1, m.GetSize())))" % (line, len(line)))
+
+
+@pytest.mark.parametrize("tag", LOCALS_TAGS)
+def test_completion_help_watch_and_sigurg(fixture_matrix, tag):
+    """In one scripted LLDB session on a launched program: Tab completes gomap's subcommands;
+    `help gomap` is one text and `gomap help` / `help gomap watch` work; SIGURG passes silently
+    (said once); `gomap watch` reports the program's writes and deletes of one map in order,
+    with the caller, and leaves the program stopped in the runtime."""
+    row = fixture_matrix[tag]
+    binary = locals_binary(row)
+    cmds = [completions("gomap sh"), completions("gomap "), "help gomap", "gomap help", "help gomap watch",
+            "process handle SIGURG",
+            "breakpoint set -n main.marker", "process launch", "breakpoint delete 1",
+            "breakpoint set -o true -n fmt.Println", "process continue",
+            "gomap watch main.watched --count 20", "bt 2", "gomap watch main.watched --count nope", "process kill"]
+    out, blocks = lldb([binary], cmds)
+    text = ["\n".join(lines) for _, lines in blocks]
+    assert "completions: ['show']" in text[0], text[0]
+    assert "completions: ['buckets', 'check', 'help', 'layout', 'maps', 'show', 'watch']" in text[1], text[1]
+    assert text[2].count("Decode Go maps") == 1 and "watch   --" in text[2], text[2]
+    assert "Subcommands: show" in text[3] and "-P 1" in text[3], text[3]
+    assert "Usage: gomap watch EXPR" in text[4], text[4]
+    assert re.search(r"SIGURG +true +false +false", text[5]), text[5]  # pass, no stop, no notify
+    assert out.count("SIGURG (Go's preemption signal) now passes") == 1, out[-3000:]
+    watch = text[11]
+    events = re.findall(r"^gomap watch: #(\d+) (\w+) (.*)$", watch, flags=re.M)
+    assert [int(n) for n, _, _ in events] == list(range(1, 21)), watch
+    seen = [(k, int(re.match(r"key (-?\d+)", rest).group(1))) for _, k, rest in events if k in ("write", "delete")]
+    assert seen and seen == _program_order(seen[0], len(seen)), watch
+    assert all("from main.main (main.go:" in rest for _, k, rest in events if k in ("write", "delete")), watch
+    assert "20 events seen; stopped in the runtime" in watch, watch
+    assert re.search(r"frame #0: .*`(runtime\.map|runtime\.hashGrow|runtime\.evacuate|internal/runtime/maps)", text[12]), text[12]
+    assert "main.main" in text[12], text[12]
+    lines = [l for l in blocks[13][1] if l.strip()]
+    assert lines == ["error: gomap watch: --count wants a number, not 'nope'"], lines
