@@ -269,8 +269,11 @@ def test_live_attach_every_map(fixture_matrix, tag):
     with F.LiveFixture(row) as (pid, truth, paths):
         exprs = list(truth["maps"])
         cmds = ["gomap show %s --json --limit 0" % e for e in exprs]
-        cmds += ["gomap layout", "target variable -P 1 main.litMap", "detach"]
+        typed = ["target variable -P 3 main.structMap", "target variable -P 3 main.nestedMap", "target variable -P 2 main.ptrMap",
+                 "target variable -P 1 main.ifaceMap"]
+        cmds += typed + ["gomap layout", "target variable -P 1 main.litMap", "detach"]
         _, blocks = lldb(["-p", pid], cmds)
+        check_typed_children(blocks[len(exprs):len(exprs) + len(typed)], truth)
         for expr, block in zip(exprs, blocks):
             F.assert_map_matches_truth(json_of(block), truth["maps"][expr], expr, row["impl"])
         lit = "\n".join(blocks[-2][1])
