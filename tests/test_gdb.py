@@ -480,43 +480,29 @@ def mi_session(target_args, commands, timeout=180):
 MI_MAPS = ("main.intMap", "main.structMap", "main.nestedMap")
 
 
-def mi_map_commands(names):
-    """-var-create and -var-list-children for each map, then children of every value child."""
-    cmds = []
-    for i, e in enumerate(names):
-        cmds += ["-var-create m%d * %s" % (i, print_expr(e)), "-var-list-children --all-values m%d" % i]
-    return cmds
-
-
-def mi_entries(res, varname, more_cmds):
-    """[(key value, value child)] of one map varobj; queues -var-list-children of each value."""
-    kids = res["children"]
-    assert len(kids) % 2 == 0, res
-    pairs = list(zip(kids[0::2], kids[1::2]))
-    for _, v in pairs:
-        more_cmds.append("-var-list-children --all-values %s" % v["name"])
-    return pairs
-
-
 def check_mi(target_args, truth_maps):
-    first, _ = mi_session(target_args, mi_map_commands(MI_MAPS))
-    second_cmds, plan = [], []
+    """One MI session: -var-create and -var-list-children of each map of MI_MAPS, then
+    -var-list-children of each value child (names are known from the truth's len: a map's
+    children are key, value, key, value... named [0], [1], ...)."""
+    cmds = []
     for i, e in enumerate(MI_MAPS):
-        created, listed = first[2 * i], first[2 * i + 1]
-        assert created.get("displayhint") == "map" and created.get("dynamic") == "1", created
-        assert created["type"] == truth_maps[e]["type"], created
-        pairs = mi_entries(listed, "m%d" % i, second_cmds)
-        plan.append((e, pairs))
-    second, _ = mi_session(target_args, mi_map_commands(MI_MAPS) + second_cmds)
-    second = second[2 * len(MI_MAPS):]
-    j = 0
-    for e, pairs in plan:
+        cmds += ["-var-create m%d * %s" % (i, print_expr(e)), "-var-list-children --all-values m%d" % i]
+        cmds += ["-var-list-children --all-values m%d.[%d]" % (i, 2 * j + 1) for j in range(truth_maps[e]["len"])]
+    res, _ = mi_session(target_args, cmds)
+    pos = 0
+    for i, e in enumerate(MI_MAPS):
         tm = truth_maps[e]
-        assert len(pairs) == tm["len"], (e, pairs)
+        created, listed = res[pos], res[pos + 1]
+        subs = res[pos + 2:pos + 2 + tm["len"]]
+        pos += 2 + tm["len"]
+        assert created.get("displayhint") == "map" and created.get("dynamic") == "1", created
+        assert created["type"] == tm["type"], created
+        kids = listed["children"]
+        assert len(kids) == 2 * tm["len"], (e, listed)
         got = {}
-        for k, v in pairs:
-            sub = second[j]
-            j += 1
+        for j, (k, v) in enumerate(zip(kids[0::2], kids[1::2])):
+            sub = subs[j]
+            assert v["name"] == "m%d.[%d]" % (i, 2 * j + 1), v
             key = json.loads(k["value"]) if k["value"].startswith('"') else int(k["value"])
             if e == "main.intMap":
                 assert sub.get("numchild") == "0", sub
@@ -527,8 +513,7 @@ def check_mi(target_args, truth_maps):
                 got[key] = {"X": int(fields["X"]), "Y": int(fields["Y"]), "Name": json.loads(fields["Name"])}
             else:
                 assert v["type"] == "map[string]int" and v.get("displayhint") == "map", v  # the same printer
-                inner = sub.get("children", [])
-                got[key] = {"len": len(inner) // 2}
+                got[key] = {"len": len(sub.get("children", [])) // 2}
         if e == "main.nestedMap":
             want = {x["key"]: {"len": x["value"]["len"]} for x in tm["entries"]}
         else:
