@@ -955,8 +955,11 @@ class StopHook:
 
     def handle_stop(self, exe_ctx, stream):
         try:
-            if exe_ctx.target.IsValid():
-                _ensure_types_module(exe_ctx.target)
+            t = exe_ctx.target
+            if t.IsValid() and _is_go_target(t):
+                _quiet_sigurg(t.GetDebugger(), t)
+                _add_recognizer(t.GetDebugger(), t, stop_hook=False)
+                _ensure_types_module(t)
         except Exception:
             pass
         return True  # never changes whether LLDB stops
@@ -967,6 +970,18 @@ def _prepare_target(debugger):
     added again by the first gomap command on a target loaded later)."""
     t = debugger.GetSelectedTarget()
     if not t.IsValid():
+        # Imported before any target (an ~/.lldbinit): a stop hook on LLDB's dummy target is
+        # copied into every target created later, and does the set-up at its first stop.
+        # SIGURG goes there too (whether the program will be Go is not known yet; SIGURG is Go's).
+        if not _STATE.get("dummy_hook"):
+            _STATE["dummy_hook"] = True
+            ci, res = debugger.GetCommandInterpreter(), lldb.SBCommandReturnObject()
+            ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
+            ci.HandleCommand("process handle -p true -s false -n false SIGURG", res)
+            if res.Succeeded() and not _STATE.get("sigurg_said"):
+                _STATE["sigurg_said"] = True
+                print("gomap: SIGURG (Go's preemption signal) will pass to the programs of new targets without "
+                      "stopping LLDB (process handle -s true SIGURG to stop on it again)")
         return
     try:
         _quiet_sigurg(debugger, t)
@@ -977,6 +992,12 @@ def _prepare_target(debugger):
             _ensure_types_module(t)
         except Exception as e:
             print("gomap: Go map types for frame/target variable unavailable: %s" % _one_line(e))
+    _add_recognizer(debugger, t, stop_hook=not _STATE.get("dummy_hook"))
+
+
+def _add_recognizer(debugger, t, stop_hook):
+    """The frame recognizer for this executable (and the stop hook, unless the dummy target's
+    copy is already there), once."""
     exe = t.GetExecutable()
     if exe.IsValid() and exe.fullpath not in _STATE["recognizers"]:
         _STATE["recognizers"].add(exe.fullpath)
@@ -984,7 +1005,8 @@ def _prepare_target(debugger):
         res = lldb.SBCommandReturnObject()
         ci.HandleCommand("frame recognizer add -l %s.GoFrameRecognizer -s '%s' -x -n . -f false"
                          % (__name__, exe.GetFilename()), res)
-        ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
+        if stop_hook:
+            ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
 
 
 # ---- registration (idempotent) ---------------------------------------------------------------------

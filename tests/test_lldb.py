@@ -470,3 +470,19 @@ def test_completion_help_watch_and_sigurg(fixture_matrix, tag):
     assert "main.main" in text[12], text[12]
     lines = [l for l in blocks[13][1] if l.strip()]
     assert lines == ["error: gomap watch: --count wants a number, not 'nope'"], lines
+
+
+def test_import_before_any_target_sets_up_later_ones(fixture_matrix):
+    """gomap imported with no target (as from ~/.lldbinit): SIGURG passes silently in targets
+    created later (said once), and at the first stop their frames get typed map locals."""
+    tag = LOCALS_TAGS[-1]
+    binary = locals_binary(fixture_matrix[tag])
+    cmds = ["target create " + binary, "breakpoint set -n main.marker", "process launch", "up", "frame variable -P 1",
+            "process handle SIGURG", "process kill"]
+    out, blocks = lldb([], cmds)
+    assert out.count("SIGURG (Go's preemption signal) will pass") == 1, out[-3000:]
+    assert "stop reason = breakpoint 1.1" in "\n".join(blocks[2][1]), blocks[2]  # not a SIGURG stop
+    fv = "\n".join(blocks[4][1])
+    assert re.search(r'^\(map\[string\]int\) local = 0x[0-9a-f]+ len=3 \{$', fv, flags=re.M), fv
+    assert '["beta"] = 2' in fv and '[4] = "n4"' in fv, fv
+    assert re.search(r"SIGURG +true +false +false", "\n".join(blocks[5][1])), blocks[5]
