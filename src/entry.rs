@@ -52,7 +52,15 @@ fn run(cli: &Cli, frontends: Option<&Path>) -> crate::Result<i32> {
             return crate::commands::init::init(a, frontends, &mut std::io::stdout().lock());
         }
     };
-    let t = crate::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?;
+    let t = match (cmd, cli.binary.as_deref(), cli.core.is_none() && cli.pid.is_none()) {
+        // `layout` describes the executable: it needs no memory but the file's own.
+        (crate::cli::Cmd::Layout(_), Some(b), true) => {
+            let bin = std::sync::Arc::new(crate::binary::Binary::open(b)?);
+            let mem = crate::memory::exe::ExeMemory { image: bin.image.clone(), path: b.to_path_buf() };
+            crate::Target::new(bin, Box::new(mem))
+        }
+        _ => crate::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?,
+    };
     let stdout = std::io::stdout();
     let lock = stdout.lock();
     // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write

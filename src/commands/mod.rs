@@ -109,6 +109,8 @@ pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, depth: u32, out: 
         out.extend_from_slice(format!(",\"len\":{},\"entries\":[", h.len).as_bytes());
         out.extend_from_slice(&w.out);
         out.extend_from_slice(b"]}");
+    } else if addr == 0 {
+        out.extend_from_slice(b"nil");
     } else {
         out.extend_from_slice(format!("map[len={}]{{", h.len).as_bytes());
         let text = String::from_utf8_lossy(&w.out).trim_end().replace("\n  ", ", ");
