@@ -100,6 +100,9 @@ pub struct BucketsArgs {
     pub range: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// Write the occupancy picture (SVG) of the map to this file instead of the dump.
+    #[arg(long, value_name = "OUT.svg")]
+    pub picture: Option<PathBuf>,
     #[command(flatten)]
     pub th: Thresholds,
 }

@@ -1,0 +1,38 @@
+//! Views for people: occupancy pictures (SVG) and the self-contained HTML report, fed by the same
+//! walk and census data as the JSON output.
+
+pub mod occupancy;
+pub mod svg;
+
+use crate::commands::findings_of;
+use crate::decode;
+use crate::error::Result;
+use crate::findings::{Finding, Thresholds};
+use crate::inspect::MapRef;
+use crate::target::Target;
+
+/// One walk of the map at `r` that gathers its occupancy; returns the SVG picture and the findings.
+pub fn picture(t: &Target, r: &MapRef, th: &Thresholds) -> Result<(String, Vec<Finding>)> {
+    let m = t.map_type(r.ty)?;
+    let mut occ = occupancy::Occupancy::new(&m);
+    let h = decode::walk(t, &m, r.addr, &mut occ)?;
+    let f = findings_of(&m, &h, th, None);
+    let head = svg::Head {
+        name: &r.name,
+        type_name: &m.name,
+        imp: m.imp.name(),
+        go_version: &t.bin.build.raw,
+        findings: f.iter().map(|x| short(&format!("{} {}: {}", x.severity.as_str(), x.kind, x.message), 150)).collect(),
+    };
+    Ok((svg::render(&occ, &h, &head), f))
+}
+
+/// `s` cut to at most `n` characters, with an ellipsis when cut.
+pub fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut o: String = s.chars().take(n.saturating_sub(1)).collect();
+    o.push('…');
+    o
+}
