@@ -32,7 +32,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> gomap::Result<i32> {
-    let t = gomap::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?;
+    use gomap::cli::Cmd;
+    if cli.core.len() > 1 && !matches!(cli.cmd, Cmd::Diff(_)) {
+        return Err(gomap::Error::Usage(format!("--core is given {} times: only `diff` compares two cores", cli.core.len())));
+    }
+    if let Cmd::Top(a) = &cli.cmd {
+        return gomap::commands::top::run(cli.binary.as_deref(), cli.pid, !cli.core.is_empty(), a);
+    }
     let stdout = std::io::stdout();
     let lock = stdout.lock();
     // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write
@@ -42,7 +48,27 @@ fn run(cli: &Cli) -> gomap::Result<i32> {
         Err(_) => Box::new(lock),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
-    let code = gomap::inspect::run(&t, &cli.cmd, None, &mut out)?;
+    let code = match &cli.cmd {
+        Cmd::Diff(a) if a.files.is_empty() => {
+            let bin = match &cli.binary {
+                Some(b) => std::sync::Arc::new(gomap::binary::Binary::open(b)?),
+                None => return Err(gomap::Error::Usage("diff --core OLD --core NEW needs --binary BIN".into())),
+            };
+            gomap::commands::diff::diff_cores(&bin, &cli.core, a, &mut out)?;
+            0
+        }
+        Cmd::Diff(a) => {
+            if !cli.core.is_empty() || cli.pid.is_some() {
+                return Err(gomap::Error::Usage("diff takes either two saved JSON files or --core OLD --core NEW, not both".into()));
+            }
+            gomap::commands::diff::diff_files(a, &mut out)?;
+            0
+        }
+        _ => {
+            let t = gomap::open_target(cli.binary.as_deref(), cli.core.first().map(|p| p.as_path()), cli.pid)?;
+            gomap::inspect::run(&t, &cli.cmd, None, &mut out)?
+        }
+    };
     out.flush().map_err(|e| gomap::Error::Io { path: "output".into(), source: e })?;
     Ok(code)
 }

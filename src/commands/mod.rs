@@ -3,9 +3,12 @@
 
 pub mod buckets;
 pub mod check;
+pub mod diff;
 pub mod layout;
 pub mod maps;
+pub mod report;
 pub mod show;
+pub mod top;
 
 use crate::binary::TypeId;
 use crate::decode::{self, Health, Visitor};

@@ -1,11 +1,16 @@
 //! Views for people: occupancy pictures (SVG) and the self-contained HTML report, fed by the same
 //! walk and census data as the JSON output.
 
+pub mod html;
 pub mod occupancy;
+pub mod progress;
 pub mod svg;
 
 use crate::commands::findings_of;
+use crate::cli::{DebuggerCli, MapsArgs};
 use crate::decode;
+use crate::error::Error;
+use clap::Parser;
 use crate::error::Result;
 use crate::findings::{Finding, Thresholds};
 use crate::inspect::MapRef;
@@ -35,4 +40,17 @@ pub fn short(s: &str, n: usize) -> String {
     let mut o: String = s.chars().take(n.saturating_sub(1)).collect();
     o.push('…');
     o
+}
+
+/// The census options the views use: `maps`' defaults with the given thresholds. Parsed rather than
+/// built field by field, so options the census grows keep their defaults here.
+pub fn census_args(th: &crate::cli::Thresholds) -> Result<MapsArgs> {
+    let argv = ["maps", "--json", "--sort", "bytes"].map(String::from);
+    match DebuggerCli::try_parse_from(argv) {
+        Ok(DebuggerCli { cmd: crate::cli::Cmd::Maps(mut a) }) => {
+            a.th = th.clone();
+            Ok(a)
+        }
+        _ => Err(Error::Usage("internal: the maps options did not parse".into())),
+    }
 }

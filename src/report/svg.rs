@@ -56,9 +56,37 @@ fn pct(a: u64, b: u64) -> f64 {
 
 struct Svg {
     s: String,
+    /// Rects of a strip batched into one path per fill: a 512-cell picture stays a few tens of KiB.
+    batch: Vec<(&'static str, String)>,
+}
+
+/// A coordinate with at most one decimal and no trailing ".0".
+fn n(v: f64) -> String {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{}", r as i64)
+    } else {
+        format!("{r:.1}")
+    }
 }
 
 impl Svg {
+    fn cell(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &'static str) {
+        let i = match self.batch.iter().position(|b| b.0 == fill) {
+            Some(i) => i,
+            None => {
+                self.batch.push((fill, String::new()));
+                self.batch.len() - 1
+            }
+        };
+        let d = &mut self.batch[i].1;
+        let _ = write!(d, "M{} {}h{}v{}h-{}z", n(x), n(y), n(w), n(h), n(w));
+    }
+    fn flush(&mut self) {
+        for (fill, d) in std::mem::take(&mut self.batch) {
+            let _ = write!(self.s, r#"<path fill="{fill}" d="{d}"/>"#);
+        }
+    }
     fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str) {
         let _ = write!(self.s, r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{fill}"/>"#);
     }
@@ -70,7 +98,7 @@ impl Svg {
 
 /// The picture of one map. `h` is the walk's health (totals), `occ` what the same walk saw.
 pub fn render(occ: &Occupancy, h: &Health, head: &Head<'_>) -> String {
-    let mut g = Svg { s: String::with_capacity(1 << 14) };
+    let mut g = Svg { s: String::with_capacity(1 << 14), batch: Vec::new() };
     let mut y = PAD;
     g.text(PAD, y + 14.0, 15, true, &format!("{} · {} · {}", head.name, head.type_name, head.imp));
     y += 22.0;
@@ -183,6 +211,7 @@ fn strip_panel(g: &mut Svg, s: &Strip, tables: &[TableMark], x: f64, y: f64, w: 
         (Some(d), false) => detail(g, d, tables, x, top, w),
         _ => cells(g, s, tables, x, top, w, unit),
     };
+    g.flush();
     h + 18.0
 }
 
@@ -194,7 +223,7 @@ fn column(g: &mut Svg, st: &[u8; 8], x: f64, y: f64) {
         while j < 8 && st[j] == st[i] {
             j += 1;
         }
-        g.rect(x, y + i as f64 * SLOT, SLOT, (j - i) as f64 * SLOT, COLOURS[(st[i] as usize).min(NSTATES - 1)]);
+        g.cell(x, y + i as f64 * SLOT, SLOT, (j - i) as f64 * SLOT, COLOURS[(st[i] as usize).min(NSTATES - 1)]);
         i = j;
     }
 }
@@ -234,14 +263,14 @@ fn detail(g: &mut Svg, d: &[super::occupancy::Unit], tables: &[TableMark], x0: f
                 column(g, &u.states, x, y);
                 for (k, ov) in u.chain.iter().enumerate() {
                     let oy = y + col_h + 4.0 + k as f64 * (col_h + 4.0);
-                    g.rect(x + SLOT / 2.0 - 0.5, oy - 4.0, 1.0, 4.0, "#495057");
+                    g.cell(x + SLOT / 2.0 - 0.5, oy - 4.0, 1.0, 4.0, "#495057");
                     column(g, ov, x, oy);
                 }
                 if u.chain_len as usize > u.chain.len() {
-                    g.rect(x, y + col_h + 1.0 + u.chain.len() as f64 * (col_h + 4.0) + 2.0, SLOT, 2.0, COLOURS[BAD]);
+                    g.cell(x, y + col_h + 1.0 + u.chain.len() as f64 * (col_h + 4.0) + 2.0, SLOT, 2.0, COLOURS[BAD]);
                 }
                 if !labelled && tables.iter().any(|t| t.first_unit as usize == i + c && i + c > 0) {
-                    g.rect(x - 1.5, y - 2.0, 1.0, col_h + 4.0, "#212529");
+                    g.cell(x - 1.5, y - 2.0, 1.0, col_h + 4.0, "#212529");
                 }
             }
             y += col_h + chain_rows as f64 * (col_h + 4.0) + if more { 6.0 } else { 0.0 } + 6.0;
@@ -253,37 +282,54 @@ fn detail(g: &mut Svg, d: &[super::occupancy::Unit], tables: &[TableMark], x0: f
 
 fn cells(g: &mut Svg, s: &Strip, tables: &[TableMark], x0: f64, y0: f64, w: f64, unit: &str) -> f64 {
     let cols = ((w / CELL_PITCH).floor() as usize).max(1);
-    let mut rows = 0usize;
+    let rows = s.cells.len().div_ceil(cols);
+    // One tooltip for the strip (per-cell tooltips would multiply the page size).
+    let _ = write!(g.s, "<g><title>{}</title>", esc(&cell_title(&s.totals, unit, 0, s.units.saturating_sub(1))));
+    let mut corners: Vec<(f64, f64, u8)> = Vec::new();
     for (i, c) in s.cells.iter().enumerate() {
         let (r, k) = (i / cols, i % cols);
-        rows = rows.max(r + 1);
         let (x, y) = (x0 + k as f64 * CELL_PITCH, y0 + r as f64 * CELL_PITCH);
-        let first = i as u64 * s.run;
-        let _ = write!(g.s, "<g><title>{}</title>", esc(&cell_title(c, unit, first, first + c.units.max(1) - 1)));
         let total = c.total_slots();
         if total == 0 {
-            g.rect(x, y, CELL, CELL, "#f8f9fa");
+            g.cell(x, y, CELL, CELL, "#f8f9fa");
         } else {
             let mut top = y + CELL;
             for st in STACK {
-                let n = c.slots[st];
-                if n == 0 {
+                let cnt = c.slots[st];
+                if cnt == 0 {
                     continue;
                 }
-                let hgt = CELL * n as f64 / total as f64;
+                let hgt = CELL * cnt as f64 / total as f64;
                 top -= hgt;
-                g.rect(x, top, CELL, hgt, COLOURS[st]);
+                g.cell(x, top, CELL, hgt, COLOURS[st]);
             }
         }
         if c.overflow > 0 {
-            let op = 0.35 + 0.65 * (c.overflow as f64 / c.units.max(1) as f64).min(1.0);
-            let _ = write!(g.s, r#"<path d="M{:.1} {y:.1}h6v6z" fill="{}" fill-opacity="{op:.2}"/>"#, x + CELL - 6.0, COLOURS[BAD]);
+            // Opacity in 4 steps by overflow buckets per bucket.
+            let q = (1.0 + 3.0 * (c.overflow as f64 / c.units.max(1) as f64).min(1.0)).round() as u8;
+            corners.push((x + CELL - 6.0, y, q));
         }
-        g.s.push_str("</g>");
         if tables.iter().any(|t| t.first_unit > 0 && t.first_unit / s.run == i as u64) {
-            g.rect(x - 1.0, y - 1.0, 1.0, CELL + 2.0, "#212529");
+            corners.push((x - 1.0, y - 1.0, 0));
         }
     }
+    g.flush();
+    const CORNER: [&str; 5] = ["#212529", "#e03131/0.4", "#e03131/0.6", "#e03131/0.8", "#e03131"];
+    let mut d: [String; 5] = Default::default();
+    for (x, y, q) in corners {
+        if q == 0 {
+            let _ = write!(d[0], "M{} {}h1v{}h-1z", n(x), n(y), n(CELL + 2.0));
+        } else {
+            let _ = write!(d[q as usize], "M{} {}h6v6z", n(x), n(y));
+        }
+    }
+    for (fill, d) in CORNER.iter().zip(d) {
+        if !d.is_empty() {
+            let (f, op) = fill.split_once('/').map(|(f, o)| (f, format!(r#" fill-opacity="{o}""#))).unwrap_or((fill, String::new()));
+            let _ = write!(g.s, r#"<path fill="{f}"{op} d="{d}"/>"#);
+        }
+    }
+    g.s.push_str("</g>");
     rows as f64 * CELL_PITCH
 }
 
