@@ -1,0 +1,317 @@
+"""Views for people: `diff` of two snapshots, `top` on a live process, the HTML `report` in a real
+headless Chromium, and `buckets --picture`.
+
+Ground truth comes from fixtures/snapshots (which maps it built in state A and in state B, and which
+findings state B must add) and from the main fixture's truth.json. Two cores "of one process" are two
+deterministic runs of the same binary, one stopped in state A and one in state B.
+"""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+import zlib
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixturelib  # noqa: E402
+
+GOMAP = os.path.join(fixturelib.REPO, "target", "release", "gomap")
+
+
+def gomap(*args, check=True, timeout=120):
+    r = subprocess.run([GOMAP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError("gomap %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
+    return r
+
+
+# ---- the two snapshots --------------------------------------------------------------------------
+
+_snaps = {}
+
+
+def snapshots(tag):
+    """(core A, core B) of fixtures/snapshots built with `tag`'s toolchain; cached per session."""
+    if tag not in _snaps:
+        a = fixturelib.program_core("snapshots", tag, run_env={"GOMAP_SNAPSHOT": "A"})
+        b = fixturelib.program_core("snapshots", tag, run_env={"GOMAP_SNAPSHOT": "B"})
+        _snaps[tag] = (a, b)
+    return _snaps[tag]
+
+
+def by_name(diff):
+    return {m["name"]: m for m in diff["maps"]}
+
+
+def check_diff_against_truth(d, ta, tb):
+    maps = by_name(d)
+    for name in set(ta["maps"]) | set(tb["maps"]):
+        a, b = ta["maps"][name], tb["maps"][name]
+        assert name in maps, "%s missing from the diff: %s" % (name, sorted(maps))
+        m = maps[name]
+        for side, t in (("before", a), ("after", b)):
+            if t["nil"]:
+                assert m[side] is None, "%s %s should be null (nil map): %s" % (name, side, m)
+            else:
+                assert m[side] is not None and m[side]["len"] == t["len"], "%s %s: %s vs truth %s" % (name, side, m[side], t)
+                assert m[side]["bytes"] > 0
+        assert m["delta"]["len"] == (0 if b["nil"] else b["len"]) - (0 if a["nil"] else a["len"]), m
+        for kind in b.get("expect_appeared", []):
+            assert kind in m["findings"]["appeared"], "%s: %s should have appeared: %s" % (name, kind, m["findings"])
+        assert "renamed_from" not in m, m
+    # Grows in bytes; shrinks in len but keeps its memory (a Go map never shrinks).
+    assert maps["main.grow"]["delta"]["bytes"] > 0
+    s = maps["main.shrink"]
+    assert s["after"]["bytes"] >= 0.9 * s["before"]["bytes"], s
+    assert maps["main.stay"]["delta"]["len"] == 0
+    deltas = [abs(m["delta"]["bytes"]) for m in d["maps"]]
+    assert deltas == sorted(deltas, reverse=True), "not sorted by |Δbytes|: %s" % deltas
+
+
+def test_diff_of_two_cores_matches_the_programs_truth(fixture_tag, tmp_path):
+    a, b = snapshots(fixture_tag)
+    ta, tb = a["truth_doc"], b["truth_doc"]
+    assert ta["state"] == "A" and tb["state"] == "B"
+    d = json.loads(gomap("diff", "--binary", a["binary"], "--core", a["core"], "--core", b["core"], "--json").stdout)
+    check_diff_against_truth(d, ta, tb)
+    # The same comparison from two saved `maps --json` snapshots.
+    files = []
+    for p, name in ((a, "a.json"), (b, "b.json")):
+        path = tmp_path / name
+        path.write_text(gomap("maps", "--binary", p["binary"], "--core", p["core"], "--json").stdout)
+        files.append(str(path))
+    d2 = json.loads(gomap("diff", *files, "--json").stdout)
+    assert d2["maps"] == d["maps"]
+    # The text table names every map and says which appeared and which went away.
+    text = gomap("diff", "--binary", a["binary"], "--core", a["core"], "--core", b["core"]).stdout
+    for name in ta["maps"]:
+        assert name in text
+    line = {l.split()[0]: l for l in text.splitlines() if l.startswith("main.")}
+    assert "new map" in line["main.appear"] and "gone" in line["main.gone"]
+
+
+def test_diff_rejects_bad_input(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    good = tmp_path / "good.json"
+    good.write_text("[]")
+    for args in (["diff", str(good)], ["diff", str(bad), str(good)], ["diff", str(good), str(tmp_path / "missing.json")]):
+        r = gomap(*args, check=False)
+        assert r.returncode == 2, (args, r)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("gomap: error:"), r.stderr
+    row = fixturelib.matrix()[0]
+    r = gomap("show", "--binary", row["binary"], "--core", row["core"], "--core", row["core"], "main.intMap", check=False)
+    assert r.returncode == 2 and "only `diff`" in r.stderr, r.stderr
+    # Two identical snapshots: nothing changed.
+    d = json.loads(gomap("diff", "--binary", row["binary"], "--core", row["core"], "--core", row["core"], "--json").stdout)
+    assert d["maps"] and all(m["delta"] == {"len": 0, "bytes": 0} for m in d["maps"])
+
+
+# ---- top ------------------------------------------------------------------------------------------
+
+def _proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("tag", ["go1.23", "go1.26"])
+def test_top_json_lines_show_the_growth(tag):
+    if fixturelib.selected_tags() is not None and tag not in fixturelib.selected_tags():
+        pytest.skip("tag %s not selected by GOMAP_TAGS" % tag)
+    prog = fixturelib.program("snapshots", tag)
+    env = {"GOMAP_SNAPSHOT": "grow", "GOMAP_GROW_STEP": "3000", "GOMAP_GROW_MS": "250"}
+    with fixturelib.LiveProgram(prog["binary"], env=env) as (pid, truth, _):
+        g = truth["grow"]
+        r = gomap("top", "--pid", str(pid), "--interval", "0.4", "--samples", "6", timeout=60)
+        assert _proc_state(pid) in "RS", "the sampled process was stopped"
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(lines) == 6 and [l["sample"] for l in lines] == list(range(1, 7))
+    lens = []
+    for l in lines:
+        m = {x["name"]: x for x in l["maps"]}[g["map"]]
+        lens.append(m["len"])
+        if not m["changed_during_read"]:
+            # A consistent read sees whole steps: the program adds `step` entries at a time...
+            assert m["len"] % g["step"] == 0 or l["flagged"], (m, l["flagged"])
+        assert l["flagged"] == (any(x["changed_during_read"] for x in l["maps"]) or bool(l["failed"]))
+    # ...every period_ms, so 6 samples 0.4 s apart see it grow by several steps.
+    assert lens[0] >= g["start"] and lens[-1] >= lens[0] + 2 * g["step"], lens
+    last = {x["name"]: x for x in lines[-1]["maps"]}[g["map"]]
+    assert last["growth_bytes"] > 0 and last["growth_len"] == lens[-1] - lens[0]
+    assert lines[1]["maps"][0]["delta_bytes"] is not None and lines[0]["maps"][0]["delta_bytes"] is None
+
+
+def test_top_refreshes_in_place_on_a_terminal():
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.fail("tmux is needed for the terminal test of top (apt-get install tmux)")
+    tag = (fixturelib.selected_tags() or ["go1.26"])[0]
+    prog = fixturelib.program("snapshots", tag)
+    env = {"GOMAP_SNAPSHOT": "grow", "GOMAP_GROW_STEP": "1000", "GOMAP_GROW_MS": "200"}
+    session = "gomap-top-%d" % os.getpid()
+    with fixturelib.LiveProgram(prog["binary"], env=env) as (pid, truth, paths):
+        done = os.path.join(paths["dir"], "top.exit")
+        cmd = "%s top --pid %d --interval 0.3; echo $? > %s" % (GOMAP, pid, done)
+        subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "180", "-y", "40", cmd], check=True)
+        try:
+            screens = []
+            for _ in range(40):
+                time.sleep(0.25)
+                cap = subprocess.run([tmux, "capture-pane", "-p", "-t", session], stdout=subprocess.PIPE,
+                                     universal_newlines=True).stdout
+                if "main.live" in cap:
+                    screens.append(cap)
+                if len(screens) >= 4:
+                    break
+            assert len(screens) >= 2, "top never drew main.live: %r" % (screens or cap)
+            s = screens[-1]
+            assert "gomap top: pid %d" % pid in s and "[q] quit" in s
+            # Refreshed in place: one header on the screen, not a scrolling log.
+            assert s.count("gomap top:") == 1, s
+            subprocess.run([tmux, "send-keys", "-t", session, "q"], check=True)
+            for _ in range(40):
+                if os.path.exists(done):
+                    break
+                time.sleep(0.1)
+            assert os.path.exists(done), "top did not quit on q"
+            assert open(done).read().strip() == "0"
+            assert _proc_state(pid) in "RS"
+        finally:
+            subprocess.run([tmux, "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+
+
+def test_top_needs_a_live_process():
+    row = fixturelib.matrix()[0]
+    r = gomap("top", "--binary", row["binary"], "--core", row["core"], check=False)
+    assert r.returncode == 2 and "--pid" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+# ---- pictures -------------------------------------------------------------------------------------
+
+def svg_text(path):
+    root = ET.parse(path).getroot()  # well-formed XML or this raises
+    return " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+
+
+def test_buckets_picture(fixture, truth, tmp_path):
+    names = ["main.intMap", "main.deletedMap", "main.growingMap" if fixture["impl"] == "classic" else "main.tombMap"]
+    for name in names:
+        out = tmp_path / (name + ".svg")
+        r = gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], name, "--picture", str(out))
+        assert str(out) in r.stdout
+        text = svg_text(out)
+        tm = truth["maps"][name]
+        assert name in text and ("len %d " % tm["len"]) in text, text[:300]
+        assert "live" in text and ("emptyRest" in text if fixture["impl"] == "classic" else "tombstone" in text)
+        for kind in fixturelib.expected_findings(tm, fixture["impl"]):
+            assert kind in text, "%s: finding %s not in the picture" % (name, kind)
+        if name == "main.growingMap":
+            assert "old array:" in text and "evacuated" in text
+    # A 1M-entry map stays a small, scaled picture.
+    big = tmp_path / "big.svg"
+    gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], "main.bigMap", "--picture", str(big))
+    assert os.path.getsize(big) < 150_000
+    assert "scaled: each cell is a run of" in svg_text(big)
+    r = gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], "main.intMap", "--picture",
+              str(tmp_path / "x.png"), check=False)
+    assert r.returncode == 2 and "SVG" in r.stderr
+
+
+# ---- the report in a real browser -----------------------------------------------------------------
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        p = shutil.which(name)
+        if p:
+            return p
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "chromium"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=900)
+        p = shutil.which("chromium")
+        if p:
+            return p
+    pytest.fail("Chromium is needed for the report test (apt-get install chromium)")
+
+
+def png_colours(path):
+    """Distinct RGB(A) colours of an 8-bit PNG (non-interlaced), decoded with zlib and the PNG filters."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, hdr = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, ctype = hdr[0], hdr[1], hdr[2], hdr[3]
+    assert depth == 8 and ctype in (2, 6), hdr
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    prev = bytearray(stride)
+    colours = set()
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if y % 4 == 0:  # every 4th row is plenty to count colours
+            colours.update(bytes(line[i:i + bpp]) for i in range(0, stride, bpp * 2))
+        prev = line
+    return colours
+
+
+@pytest.mark.parametrize("which", ["classic", "swiss"])
+def test_report_in_headless_chromium(which, tmp_path):
+    tags = [t for t in fixturelib.all_tags(which)]
+    if not tags:
+        pytest.skip("no %s tag selected" % which)
+    row = fixturelib.matrix([tags[0]])[0]
+    out = tmp_path / "report.html"
+    r = gomap("report", "--binary", row["binary"], "--core", row["core"], "-o", str(out))
+    assert "wrote" in r.stdout and r.stderr == ""  # no progress bar when stderr is not a terminal
+    size = os.path.getsize(out)
+    assert size < 1_500_000, "report of a core with a 1M-entry map is %d bytes" % size
+    html = out.read_text()
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html, "report fetches"
+    names = [m["name"] for m in json.loads(gomap("maps", "--binary", row["binary"], "--core", row["core"], "--json").stdout)]
+    browser = chromium()
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=%s" % (tmp_path / "profile")]
+    dom = subprocess.run(common + ["--enable-logging=stderr", "--v=0", "--dump-dom", out.as_uri()], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert "gomap-report-ready %d maps" % len(names) in dom.stdout, "the report's script did not run: %s" % dom.stderr[-2000:]
+    errors = [l for l in dom.stderr.splitlines() if "Uncaught" in l or ("CONSOLE" in l and "error" in l.lower())]
+    assert not errors, errors
+    for n in names:
+        assert n in dom.stdout, "%s not named in the report" % n
+    shot = tmp_path / "shot.png"
+    subprocess.run(common + ["--screenshot=%s" % shot, "--window-size=1100,2600", out.as_uri()], stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, timeout=120)
+    colours = png_colours(str(shot))
+    # Text, charts and slot colours: a blank or unstyled page has a handful.
+    assert len(colours) > 40, len(colours)
+    for c in ("2f9e44", "4c6ef5"):  # live slots in the pictures, the bars of the chart
+        assert bytes.fromhex(c) in {x[:3] for x in colours}, "colour #%s not drawn" % c
