@@ -315,3 +315,33 @@ def test_report_in_headless_chromium(which, tmp_path):
     assert len(colours) > 40, len(colours)
     for c in ("2f9e44", "4c6ef5"):  # live slots in the pictures, the bars of the chart
         assert bytes.fromhex(c) in {x[:3] for x in colours}, "colour #%s not drawn" % c
+
+
+# ---- progress -------------------------------------------------------------------------------------
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    """`show --limit 0` of a 1M-entry map draws a bar on stderr when stderr is a terminal (a pty here),
+    and nothing when it is a pipe; the entries on stdout are the same either way."""
+    import pty  # noqa: F401  (os.openpty needs the pty support it documents)
+    row = fixturelib.matrix()[0]
+    argv = [GOMAP, "show", "--binary", row["binary"], "--core", row["core"], "main.bigMap", "--limit", "0"]
+    master, slave = os.openpty()
+    out_tty = tmp_path / "tty.txt"
+    with open(out_tty, "w") as f:
+        p = subprocess.Popen(argv, stdout=f, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert p.wait(timeout=120) == 0
+    assert b"entries [" in seen and b"/1000000" in seen, seen[:400]
+    piped = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == b""
+    assert piped.stdout == out_tty.read_bytes()

@@ -58,6 +58,7 @@ pub fn read_cores(bin: &Arc<Binary>, cores: &[PathBuf], a: &MapsArgs) -> Result<
         .iter()
         .map(|c| {
             let t = crate::open_target_with(bin.clone(), Some(c), None)?;
+            let _census = crate::report::progress::Bar::spinner(&format!("census of {}", c.display()));
             Ok(Snapshot { source: format!("core {}", c.display()), maps: census(&t, a)? })
         })
         .collect()

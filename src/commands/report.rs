@@ -16,7 +16,9 @@ pub fn report(t: &Target, a: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let started = Instant::now();
     let maps_args = crate::report::census_args(&a.th)?;
     let mut failed = Vec::new();
+    let census = crate::report::progress::Bar::spinner("census");
     let mut rows = collect(t, &maps_args, &mut failed)?;
+    census.finish();
     rows.sort_by(|x, y| y.h.bytes.cmp(&x.h.bytes));
     let json: Vec<Value> = rows.iter().map(|r| row_json(t, r)).collect();
     let th = a.th.to_core();

@@ -90,7 +90,7 @@ struct Seen {
     bytes: u64,
 }
 
-fn sample(t: &crate::Target, args: &crate::cli::MapsArgs, n: u64, started: Instant, first: &mut HashMap<String, Seen>, prev: &HashMap<String, Seen>) -> Result<(Value, HashMap<String, Seen>)> {
+fn sample(t: &crate::Target, args: &crate::cli::MapsArgs, pid: u32, n: u64, started: Instant, first: &mut HashMap<String, Seen>, prev: &HashMap<String, Seen>) -> Result<(Value, HashMap<String, Seen>)> {
     let t0 = Instant::now();
     let mut failed = Vec::new();
     let rows = collect(t, args, &mut failed)?;
@@ -115,7 +115,7 @@ fn sample(t: &crate::Target, args: &crate::cli::MapsArgs, n: u64, started: Insta
         now.insert(name, Seen { len, bytes });
     }
     let failed: Vec<Value> = failed.iter().map(|(n, e)| json!({"name": n, "error": e.to_string()})).collect();
-    let v = json!({"sample": n, "time": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0, "took": (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    let v = json!({"sample": n, "pid": pid, "time": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0, "took": (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
                    "flagged": flagged, "total_bytes": rows.iter().map(|r| r.h.bytes).sum::<u64>(), "maps": maps, "failed": failed});
     Ok((v, now))
 }
@@ -163,7 +163,7 @@ fn screen(v: &Value, pid: u32, a: &TopArgs, by: TopOrder, go: &str) -> String {
             "{:<40} {:<26} {:>9} {:>8} {:>11} {:>11} {:>12}  {}\r\n",
             crate::report::short(&name, 40),
             crate::report::short(m["type"].as_str().unwrap_or(""), 26),
-            m["len"],
+            m["len"].as_u64().unwrap_or(0),
             signed(m["delta_len"].as_i64(), false),
             human(m["bytes"].as_u64().unwrap_or(0)),
             signed(m["delta_bytes"].as_i64(), true),
@@ -228,7 +228,7 @@ fn sample_loop(t: &crate::Target, args: &crate::cli::MapsArgs, pid: u32, a: &Top
         crate::decode::INTERRUPT.store(false, Ordering::Relaxed);
         let due = Instant::now() + Duration::from_secs_f64(a.interval);
         n += 1;
-        match sample(t, args, n, started, &mut first, &prev) {
+        match sample(t, args, pid, n, started, &mut first, &prev) {
             Ok((mut v, now)) => {
                 prev = now;
                 order(&mut v, by);

@@ -19,7 +19,20 @@ impl Bar {
             pb.set_style(s.progress_chars("=> "));
         }
         pb.set_message(what.to_string());
+        if len == 0 {
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
         Bar(Some(pb))
+    }
+
+    /// A spinner for work of unknown length (a census).
+    pub fn spinner(what: &str) -> Bar {
+        Bar::new(0, what)
+    }
+
+    /// A bar over the entries of a map when listing all of a large one.
+    pub fn entries(len: u64, limit: u64) -> Option<Bar> {
+        (limit == 0 && len >= 100_000 && std::io::stderr().is_terminal()).then(|| Bar::new(len, "entries"))
     }
     pub fn inc(&self) {
         if let Some(p) = &self.0 {
