@@ -10,7 +10,7 @@ use std::fmt::Write;
 /// Rows listed in the census table (the chart and pictures take the largest anyway).
 const MAX_ROWS: usize = 5000;
 /// Bars in a chart.
-const MAX_BARS: usize = 25;
+const MAX_BARS: usize = 15;
 
 pub struct TargetInfo {
     pub binary: String,
@@ -115,7 +115,8 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-botto
 th{cursor:pointer;background:#f1f3f5;user-select:none}th.sorted{background:#dbe4ff}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .sev3{color:#c92a2a;font-weight:bold}.sev2{color:#e8590c;font-weight:bold}.sev1{color:#495057}\
 .target td:first-child{color:#868e96}.pic{overflow-x:auto;border:1px solid #dee2e6;margin:6px 0}\
-ul.findings{margin:4px 0;padding-left:20px;font-size:13px}code{font-size:12px}";
+ul.findings{margin:4px 0;padding-left:20px;font-size:13px}code{font-size:12px}\
+.box{max-height:440px;overflow-y:auto;display:inline-block;border:1px solid #dee2e6}";
 
 /// Sorts the census table by the clicked column (numbers by their data-v value).
 const SCRIPT: &str = r#"(function(){
@@ -164,7 +165,7 @@ pub fn page(target: &TargetInfo, rows: &[Value], pictures: &[Result<String, Stri
         bars.truncate(MAX_BARS);
         o.push_str(&chart("Bytes by root", &bars));
     }
-    o.push_str("<h2>Census</h2><p>Click a column to sort.</p><table id=\"census\"><thead><tr><th>name</th>");
+    o.push_str("<h2>Census</h2><p>Click a column to sort.</p><div class=\"box\"><table id=\"census\"><thead><tr><th>name</th>");
     if has_root {
         o.push_str("<th>root</th>");
     }
@@ -195,7 +196,7 @@ pub fn page(target: &TargetInfo, rows: &[Value], pictures: &[Result<String, Stri
         let (sev, w) = worst(r);
         let _ = write!(o, "<td class=\"n\" data-v=\"{fill}\">{fill:.3}</td><td class=\"sev{sev}\" data-v=\"{sev}\">{}</td></tr>", esc(&w));
     }
-    o.push_str("</tbody></table>");
+    o.push_str("</tbody></table></div>");
     if rows.len() > MAX_ROWS {
         let _ = write!(o, "<p>{} more maps not listed (the {MAX_ROWS} largest are).</p>", rows.len() - MAX_ROWS);
     }
