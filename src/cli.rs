@@ -27,7 +27,7 @@ pub struct Cli {
 
 /// The same subcommands without target options, for gdb and LLDB (the debugger supplies the target).
 #[derive(Parser, Debug)]
-#[command(name = "gomap", no_binary_name = true, bin_name = "gomap", disable_version_flag = true, about = "Look inside Go maps: gomap show|buckets|check|maps|layout")]
+#[command(name = "gomap", no_binary_name = true, bin_name = "gomap", disable_version_flag = true, about = "Look inside Go maps: gomap show|buckets|check|maps|layout|diff|report")]
 pub struct DebuggerCli {
     #[command(subcommand)]
     pub cmd: Cmd,
