@@ -345,3 +345,28 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     piped = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     assert piped.returncode == 0 and piped.stderr == b""
     assert piped.stdout == out_tty.read_bytes()
+
+
+def test_top_ends_when_the_process_exits_and_report_reads_a_live_process(tmp_path):
+    tag = (fixturelib.selected_tags() or ["go1.26"])[0]
+    prog = fixturelib.program("snapshots", tag)
+    with fixturelib.LiveProgram(prog["binary"], env={"GOMAP_SNAPSHOT": "B"}) as (pid, truth, _):
+        out = tmp_path / "live.html"
+        r = gomap("report", "--pid", str(pid), "-o", str(out))
+        html = out.read_text()
+        assert "pid %d" % pid in html
+        for name, tm in truth["maps"].items():
+            assert (name in html) != tm["nil"], name
+        top = subprocess.Popen([GOMAP, "top", "--pid", str(pid), "--interval", "0.2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True)
+        try:
+            first = json.loads(top.stdout.readline())
+            assert {m["name"]: m["len"] for m in first["maps"]}["main.grow"] == truth["maps"]["main.grow"]["len"]
+            os.kill(pid, 9)
+            rest, err = top.communicate(timeout=20)
+        finally:
+            if top.poll() is None:
+                top.kill()
+        assert top.returncode == 0, err
+        assert json.loads(rest.splitlines()[-1]) == {"exited": True, "pid": pid}
+        assert "exited" in err and "panicked" not in err

@@ -177,6 +177,14 @@ fn screen(v: &Value, pid: u32, a: &TopArgs, by: TopOrder, go: &str) -> String {
     s
 }
 
+/// Gone, or a zombie waiting for its parent: nothing left to sample.
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => matches!(s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()), Some("Z") | Some("X") | None),
+        Err(_) => true,
+    }
+}
+
 pub fn run(binary: Option<&Path>, pid: Option<u32>, core_given: bool, a: &TopArgs) -> Result<i32> {
     if core_given {
         return Err(Error::Usage("top samples a running process (--pid PID); for a core use `maps` or `report`".into()));
@@ -218,7 +226,7 @@ fn sample_loop(t: &crate::Target, args: &crate::cli::MapsArgs, pid: u32, a: &Top
         if STOP.load(Ordering::Relaxed) {
             return Ok(0);
         }
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if exited(pid) {
             if !tty {
                 writeln!(out, "{}", json!({"exited": true, "pid": pid})).map_err(io)?;
             }
