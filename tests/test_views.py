@@ -184,8 +184,27 @@ def test_top_refreshes_in_place_on_a_terminal():
             assert os.path.exists(done), "top did not quit on q"
             assert open(done).read().strip() == "0"
             assert _proc_state(pid) in "RS"
+            # Ctrl-C quits as cleanly, sorted by growth this time.
+            os.unlink(done)
+            cmd = "%s top --pid %d --interval 0.3 --by growth; echo $? > %s" % (GOMAP, pid, done)
+            subprocess.run([tmux, "new-session", "-d", "-s", session + "c", "-x", "180", "-y", "40", cmd], check=True)
+            for _ in range(40):
+                time.sleep(0.25)
+                cap = subprocess.run([tmux, "capture-pane", "-p", "-t", session + "c"], stdout=subprocess.PIPE,
+                                     universal_newlines=True).stdout
+                if "sorted by growth" in cap and "main.live" in cap:
+                    break
+            assert "sorted by growth" in cap, cap
+            subprocess.run([tmux, "send-keys", "-t", session + "c", "C-c"], check=True)
+            for _ in range(40):
+                if os.path.exists(done):
+                    break
+                time.sleep(0.1)
+            assert os.path.exists(done) and open(done).read().strip() == "0", "top did not quit on Ctrl-C"
+            assert _proc_state(pid) in "RS"
         finally:
             subprocess.run([tmux, "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+            subprocess.run([tmux, "kill-session", "-t", session + "c"], stderr=subprocess.DEVNULL)
 
 
 def test_top_needs_a_live_process():

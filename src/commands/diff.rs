@@ -3,7 +3,7 @@
 //! today can be compared with one taken next week.
 
 use super::io;
-use super::maps::{collect, row_json};
+use super::maps::row_json;
 use crate::binary::Binary;
 use crate::cli::{DiffArgs, MapsArgs};
 use crate::error::{Error, Result};
@@ -26,7 +26,7 @@ pub struct Snapshot {
 /// A census of one target as `maps --json` objects.
 pub fn census(t: &crate::Target, a: &MapsArgs) -> Result<Vec<Value>> {
     let mut failed = Vec::new();
-    let rows = collect(t, a, &mut failed)?;
+    let rows = crate::report::census(t, a, &mut failed)?;
     Ok(rows.iter().map(|r| row_json(t, r)).collect())
 }
 
@@ -158,7 +158,7 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> Value {
            "maps": rows.into_iter().map(|r| r.1).collect::<Vec<_>>()})
 }
 
-fn signed_human(d: i64) -> String {
+pub(crate) fn signed_human(d: i64) -> String {
     match d {
         0 => "0".into(),
         d if d > 0 => format!("+{}", human(d as u64)),

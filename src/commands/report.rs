@@ -2,7 +2,7 @@
 //! one self-contained HTML file (styles, script, data and pictures inline; nothing is fetched).
 
 use super::io;
-use super::maps::{collect, row_json};
+use super::maps::row_json;
 use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
 use crate::findings::human;
@@ -17,9 +17,9 @@ pub fn report(t: &Target, a: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let maps_args = crate::report::census_args(&a.th)?;
     let mut failed = Vec::new();
     let census = crate::report::progress::Bar::spinner("census");
-    let mut rows = collect(t, &maps_args, &mut failed)?;
+    let mut rows = crate::report::census(t, &maps_args, &mut failed)?;
     census.finish();
-    rows.sort_by(|x, y| y.h.bytes.cmp(&x.h.bytes));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.h.bytes));
     let json: Vec<Value> = rows.iter().map(|r| row_json(t, r)).collect();
     let th = a.th.to_core();
     let progress = crate::report::progress::Bar::new(rows.len().min(a.pictures) as u64, "pictures");

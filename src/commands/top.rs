@@ -3,7 +3,6 @@
 //! growth); one JSON object per sample on a line otherwise. A map that changes while it is read is
 //! reported in a flagged sample, never followed into a crash.
 
-use super::maps::collect;
 use crate::cli::{TopArgs, TopOrder};
 use crate::error::{Error, Result};
 use crate::findings::human;
@@ -93,7 +92,7 @@ struct Seen {
 fn sample(t: &crate::Target, args: &crate::cli::MapsArgs, pid: u32, n: u64, started: Instant, first: &mut HashMap<String, Seen>, prev: &HashMap<String, Seen>) -> Result<(Value, HashMap<String, Seen>)> {
     let t0 = Instant::now();
     let mut failed = Vec::new();
-    let rows = collect(t, args, &mut failed)?;
+    let rows = crate::report::census(t, args, &mut failed)?;
     let mut now = HashMap::new();
     let mut maps = Vec::new();
     let mut flagged = !failed.is_empty();
@@ -134,7 +133,7 @@ fn signed(d: Option<i64>, bytes: bool) -> String {
     match d {
         None => "-".into(),
         Some(0) => "0".into(),
-        Some(d) if bytes => format!("{}{}", if d > 0 { "+" } else { "-" }, human(d.unsigned_abs())),
+        Some(d) if bytes => super::diff::signed_human(d),
         Some(d) => format!("{d:+}"),
     }
 }

@@ -161,7 +161,7 @@ pub fn page(target: &TargetInfo, rows: &[Value], pictures: &[Result<String, Stri
             *by.entry(root_label(r).unwrap_or_else(|| "(unknown root)".into())).or_default() += bytes(r);
         }
         let mut bars: Vec<(String, u64)> = by.into_iter().collect();
-        bars.sort_by(|a, b| b.1.cmp(&a.1));
+        bars.sort_by_key(|b| std::cmp::Reverse(b.1));
         bars.truncate(MAX_BARS);
         o.push_str(&chart("Bytes by root", &bars));
     }
