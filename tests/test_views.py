@@ -232,8 +232,30 @@ def test_buckets_picture(fixture, truth, tmp_path):
         assert "live" in text and ("emptyRest" in text if fixture["impl"] == "classic" else "tombstone" in text)
         for kind in fixturelib.expected_findings(tm, fixture["impl"]):
             assert kind in text, "%s: finding %s not in the picture" % (name, kind)
-        if name == "main.growingMap":
-            assert "old array:" in text and "evacuated" in text
+        facts = tm.get("facts") or {}
+        if fixture["impl"] == "classic" and facts:
+            old = facts.get("old_buckets", 0)
+            live = facts["live_slots"] + facts.get("old_live_slots", 0)
+            slots = 8 * (facts["buckets"] + facts["overflow_buckets"] + old + facts.get("old_overflow_buckets", 0))
+            assert "%d slots, %d live" % (slots, live) in text, (name, facts, text[:400])
+            if old:
+                assert "current array: %d buckets (B = %d), %d overflow buckets" % (facts["buckets"], facts["B"], facts["overflow_buckets"]) in text
+                assert "old array: %d of %d buckets evacuated (nevacuate %d)" % (facts["old_evacuated"], old, facts["nevacuate"]) in text
+            else:
+                assert "bucket array: %d buckets (B = %d), %d overflow buckets" % (facts["buckets"], facts["B"], facts["overflow_buckets"]) in text
+        elif facts:
+            assert "%d slots, %d live" % (facts["slots"], facts["full"]) in text, (name, facts, text[:400])
+            if facts["tables"]:
+                assert "%d tables, %d groups" % (facts["tables"], facts["groups"]) in text
+    if fixture["impl"] == "swiss":
+        # Few groups: drawn slot by slot, each table labelled with its own numbers and tombstones.
+        facts = truth["maps"]["main.churnMap"]["facts"]
+        out = tmp_path / "churn.svg"
+        gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], "main.churnMap", "--picture", str(out))
+        text = svg_text(out)
+        if facts["tables"] == 1:
+            assert "table 0: used %d of %d slots, growthLeft %d, %d tombstones" % (
+                facts["used"], facts["capacity"], facts["growth_left"], facts["deleted"]) in text, text
     # A 1M-entry map stays a small, scaled picture.
     big = tmp_path / "big.svg"
     gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], "main.bigMap", "--picture", str(big))

@@ -237,11 +237,14 @@ fn detail(g: &mut Svg, d: &[super::occupancy::Unit], tables: &[TableMark], x0: f
         for (i, t) in tables.iter().enumerate() {
             let end = tables.get(i + 1).map(|n| n.first_unit as usize).unwrap_or(d.len()).min(d.len());
             let ti = &t.info;
+            let a = (t.first_unit as usize).min(end);
+            // Tombstones counted from the groups drawn (the table header has no such count).
+            let deleted = d[a..end].iter().flat_map(|u| u.states).filter(|&st| st as usize == DELETED).count();
             let label = format!(
-                "table {}: used {} of {} slots, growthLeft {}, {} deleted, localDepth {}, directory [{}..{}]",
-                ti.ordinal, ti.used, ti.capacity, ti.growth_left, ti.deleted, ti.local_depth, ti.dir_first, ti.dir_first + ti.dir_count.max(1) - 1
+                "table {}: used {} of {} slots, growthLeft {}, {deleted} tombstones, localDepth {}, directory [{}..{}]",
+                ti.ordinal, ti.used, ti.capacity, ti.growth_left, ti.local_depth, ti.dir_first, ti.dir_first + ti.dir_count.max(1) - 1
             );
-            segments.push((Some(label), (t.first_unit as usize).min(end), end));
+            segments.push((Some(label), a, end));
         }
     } else {
         segments.push((None, 0, d.len()));
