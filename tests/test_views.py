@@ -411,3 +411,22 @@ def test_top_ends_when_the_process_exits_and_report_reads_a_live_process(tmp_pat
         assert top.returncode == 0, err
         assert json.loads(rest.splitlines()[-1]) == {"exited": True, "pid": pid}
         assert "exited" in err and "panicked" not in err
+
+
+def test_top_flags_a_map_that_changes_under_the_read():
+    tag = (fixturelib.selected_tags() or ["go1.26"])[0]
+    prog = fixturelib.program("snapshots", tag)
+    with fixturelib.LiveProgram(prog["binary"], env={"GOMAP_SNAPSHOT": "churn"}) as (pid, truth, _):
+        r = gomap("top", "--pid", str(pid), "--interval", "0.05", "--samples", "30", timeout=120)
+        assert _proc_state(pid) in "RS", "the sampled process was stopped"
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(lines) == 30 and r.stderr == ""
+    flagged = 0
+    for l in lines:
+        m = {x["name"]: x for x in l["maps"]}.get(truth["churn"]["map"])
+        assert l["flagged"] == (any(x["changed_during_read"] for x in l["maps"]) or bool(l["failed"]))
+        if m is not None and not m["changed_during_read"]:
+            assert 20000 <= m["len"] <= 70000, m  # a consistent read sees one of the program's states
+        flagged += l["flagged"]
+    # The writer never pauses: some samples catch the map mid-change, and say so.
+    assert flagged >= 1, "30 samples of a map written without pause, none flagged"

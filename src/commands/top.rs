@@ -99,8 +99,9 @@ fn sample(t: &crate::Target, args: &crate::cli::MapsArgs, pid: u32, n: u64, star
     for row in &rows {
         let name = row.r.name.clone();
         let (len, bytes) = (row.h.len, row.h.bytes);
-        // On a live target a `corrupt` finding is a map caught between two states by the read.
-        let changed = row.f.iter().any(|f| f.kind == "corrupt");
+        // On a live target a `corrupt` finding is a map caught between two states by the read, and
+        // `writing` one whose write was in flight when its header was read.
+        let changed = row.f.iter().any(|f| f.kind == "corrupt" || f.kind == "writing");
         flagged |= changed;
         let p = prev.get(&name);
         let f0 = first.entry(name.clone()).or_insert(Seen { len, bytes });
