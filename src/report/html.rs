@@ -240,3 +240,29 @@ pub fn page(target: &TargetInfo, rows: &[Value], pictures: &[Result<String, Stri
     let _ = write!(o, "<script type=\"application/json\" id=\"census-data\">{data}</script><p id=\"ready\"></p><script>{SCRIPT}</script></body></html>");
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn roots_and_heap_share_show_when_the_census_has_them() {
+        let t = TargetInfo { binary: "b<in>".into(), go_version: "go1.26".into(), memory: "core c".into(), seconds: 0.5 };
+        let rows = vec![
+            json!({"name": "main.a", "type": "map[int]int", "impl": "swiss", "len": 3, "root": {"kind": "global", "variable": "main.a"},
+                   "stats": {"bytes": 4096, "fill": 0.5, "heap_share": 0.25}, "findings": [{"kind": "oversized", "severity": "warning", "message": "m</script>"}]}),
+            json!({"name": "g.m", "type": "map[int]int", "impl": "swiss", "len": 1, "root": {"kind": "goroutine", "goroutine": 7, "function": "main.work"},
+                   "stats": {"bytes": 100, "fill": 0.1}, "findings": []}),
+        ];
+        let page = page(&t, &rows, &[Ok("<svg></svg>".into())], &[]);
+        assert!(page.contains("Bytes by root") && page.contains("goroutine 7 main.work"));
+        assert!(page.contains("<th>heap share</th>") && page.contains("25.0%"));
+        assert!(page.contains("warning oversized") && page.contains("b&lt;in&gt;"));
+        // Data embedded in a script element cannot close it early.
+        assert!(!page.contains("m</script>") && page.contains("m<\\/script>"));
+        let plain = vec![json!({"name": "main.a", "type": "map[int]int", "len": 3, "stats": {"bytes": 1}, "findings": []})];
+        let page = super::page(&t, &plain, &[], &[]);
+        assert!(!page.contains("Bytes by root") && !page.contains("heap share"));
+    }
+}
