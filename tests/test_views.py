@@ -256,6 +256,9 @@ def test_buckets_picture(fixture, truth, tmp_path):
         if facts["tables"] == 1:
             assert "table 0: used %d of %d slots, growthLeft %d, %d tombstones" % (
                 facts["used"], facts["capacity"], facts["growth_left"], facts["deleted"]) in text, text
+    nil = tmp_path / "nil.svg"
+    gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], "main.nilMap", "--picture", str(nil))
+    assert "nil map: no memory allocated" in svg_text(nil)
     # A 1M-entry map stays a small, scaled picture.
     big = tmp_path / "big.svg"
     gomap("buckets", "--binary", fixture["binary"], "--core", fixture["core"], "main.bigMap", "--picture", str(big))

@@ -209,6 +209,7 @@ impl Occupancy {
                 p.push(("tables", tables, 0, 0));
             }
         }
+        p.retain(|x| x.1 > 0);
         let counted: u64 = p.iter().map(|x| x.1).sum();
         // Whatever else the walk counted (header, directory, extra): memory without entries.
         let rest = h.bytes.saturating_sub(counted).max(self.header_bytes.min(h.bytes));

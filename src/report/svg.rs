@@ -135,7 +135,11 @@ pub fn render(occ: &Occupancy, h: &Health, head: &Head<'_>) -> String {
         let rh = strip_panel(&mut g, &occ.old, &[], x, y + 10.0, pw, unit, "", scaled) + 10.0;
         lh.max(rh)
     } else {
-        let title = if occ.classic {
+        let title = if h.address == 0 {
+            "nil map: no memory allocated".to_string()
+        } else if occ.new.units == 0 {
+            format!("no {unit} allocated yet (the runtime allocates on the first insert)")
+        } else if occ.classic {
             let b = h.classic.as_ref().map(|c| c.b).unwrap_or(0);
             format!("bucket array: {} buckets (B = {}), {} overflow buckets", occ.new.units, b, occ.new.overflow)
         } else if occ.tables_total == 0 {
