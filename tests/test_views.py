@@ -351,6 +351,10 @@ def test_report_in_headless_chromium(which, tmp_path):
     assert not errors, errors
     for n in names:
         assert n in dom.stdout, "%s not named in the report" % n
+    if which == "classic":
+        # Findings come with their numbers: the growing map's evacuation, as the fixture measured it.
+        facts = fixturelib.load_truth(row["truth"])["maps"]["main.growingMap"]["facts"]
+        assert "evacuated=%d old_buckets=%d nevacuate=%d" % (facts["old_evacuated"], facts["old_buckets"], facts["nevacuate"]) in dom.stdout
     shot = tmp_path / "shot.png"
     subprocess.run(common + ["--screenshot=%s" % shot, "--window-size=1100,2600", out.as_uri()], stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE, timeout=120)

@@ -223,7 +223,9 @@ pub fn page(target: &TargetInfo, rows: &[Value], pictures: &[Result<String, Stri
                 _ => 1,
             };
             let b = f.get("bytes").and_then(Value::as_u64).map(|b| format!(" ({})", human(b))).unwrap_or_default();
-            let _ = write!(o, "<li><span class=\"sev{sev}\">{} {}</span>{b}: {}</li>", esc(s(f, "severity")), esc(s(f, "kind")), esc(s(f, "message")));
+            let nums: Vec<String> = f["numbers"].as_object().into_iter().flatten().filter(|(_, v)| v.is_number() || v.is_boolean()).map(|(k, v)| format!("{k}={v}")).collect();
+            let nums = if nums.is_empty() { String::new() } else { format!("<br><code>{}</code>", esc(&nums.join(" "))) };
+            let _ = write!(o, "<li><span class=\"sev{sev}\">{} {}</span>{b}: {}{nums}</li>", esc(s(f, "severity")), esc(s(f, "kind")), esc(s(f, "message")));
         }
         o.push_str("</ul>");
         match p {
