@@ -153,8 +153,11 @@ pub struct DiffArgs {
     /// Two saved `gomap maps --json` outputs, OLD then NEW (instead of --core OLD --core NEW).
     #[arg(value_name = "OLD.json NEW.json")]
     pub files: Vec<PathBuf>,
+    /// JSON output: {"before", "after", "total", "maps": [{name, type, before, after, delta, findings}]}.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
-    pub maps: MapsArgs,
+    pub th: Thresholds,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

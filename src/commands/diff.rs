@@ -181,7 +181,7 @@ pub fn write(d: &Value, json: bool, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     writeln!(out, "before: {}\nafter:  {}", str_of(d, "before"), str_of(d, "after")).map_err(io)?;
-    writeln!(out, "{:<40} {:<24} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}  findings", "name", "type", "len was", "len now", "Δlen", "bytes was", "bytes now", "Δbytes").map_err(io)?;
+    writeln!(out, "{:<40} {:<26} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}  findings", "name", "type", "len was", "len now", "Δlen", "bytes was", "bytes now", "Δbytes").map_err(io)?;
     for m in d["maps"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let (b, a) = (&m["before"], &m["after"]);
         let mut f: Vec<String> = Vec::new();
@@ -196,9 +196,9 @@ pub fn write(d: &Value, json: bool, out: &mut dyn Write) -> Result<()> {
         let dl = m["delta"]["len"].as_i64().unwrap_or(0);
         writeln!(
             out,
-            "{:<40} {:<24} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}  {}",
+            "{:<40} {:<26} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}  {}",
             str_of(m, "name"),
-            str_of(m, "type"),
+            crate::report::short(str_of(m, "type"), 26),
             side_text(b, "len", false),
             side_text(a, "len", false),
             if dl > 0 { format!("+{dl}") } else { dl.to_string() },
@@ -226,7 +226,7 @@ pub fn diff_files(a: &DiffArgs, out: &mut dyn Write) -> Result<()> {
         return Err(Error::Usage(format!("diff takes two saved `maps --json` files (OLD NEW), not {}", a.files.len())));
     };
     let d = compare(&read_snapshot(old)?, &read_snapshot(new)?);
-    write(&d, a.maps.json, out)
+    write(&d, a.json, out)
 }
 
 /// `diff --binary B --core OLD --core NEW`.
@@ -234,8 +234,8 @@ pub fn diff_cores(bin: &Arc<Binary>, cores: &[PathBuf], a: &DiffArgs, out: &mut 
     if cores.len() != 2 || !a.files.is_empty() {
         return Err(Error::Usage("diff compares two snapshots: --core OLD --core NEW, or OLD.json NEW.json".into()));
     }
-    let s = read_cores(bin, cores, &a.maps)?;
-    write(&compare(&s[0], &s[1]), a.maps.json, out)
+    let s = read_cores(bin, cores, &crate::report::census_args(&a.th)?)?;
+    write(&compare(&s[0], &s[1]), a.json, out)
 }
 
 #[cfg(test)]
