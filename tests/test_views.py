@@ -149,6 +149,41 @@ def test_top_json_lines_show_the_growth(tag):
     assert lines[1]["maps"][0]["delta_bytes"] is not None and lines[0]["maps"][0]["delta_bytes"] is None
 
 
+class _TmuxTop:
+    """`gomap top ARGS` in a detached tmux session; its exit status lands in a file."""
+
+    def __init__(self, tmux, name, args, exit_file):
+        self.tmux, self.name, self.exit_file = tmux, name, exit_file
+        cmd = "%s top %s; echo $? > %s" % (GOMAP, args, exit_file)
+        subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "180", "-y", "40", cmd], check=True)
+
+    def screens(self, *needles, want=1):
+        """Captures of the pane showing every needle, up to `want` of them (10 s at most)."""
+        got, cap = [], ""
+        for _ in range(40):
+            time.sleep(0.25)
+            cap = subprocess.run([self.tmux, "capture-pane", "-p", "-t", self.name], stdout=subprocess.PIPE,
+                                 universal_newlines=True).stdout
+            if all(n in cap for n in needles):
+                got.append(cap)
+            if len(got) >= want:
+                break
+        assert got, "top never showed %s: %r" % (needles, cap)
+        return got
+
+    def quit_with(self, key):
+        subprocess.run([self.tmux, "send-keys", "-t", self.name, key], check=True)
+        for _ in range(40):
+            if os.path.exists(self.exit_file):
+                break
+            time.sleep(0.1)
+        assert os.path.exists(self.exit_file), "top did not quit on %s" % key
+        return open(self.exit_file).read().strip()
+
+    def kill(self):
+        subprocess.run([self.tmux, "kill-session", "-t", self.name], stderr=subprocess.DEVNULL)
+
+
 def test_top_refreshes_in_place_on_a_terminal():
     tmux = shutil.which("tmux")
     if tmux is None:
@@ -156,55 +191,30 @@ def test_top_refreshes_in_place_on_a_terminal():
     tag = (fixturelib.selected_tags() or ["go1.26"])[0]
     prog = fixturelib.program("snapshots", tag)
     env = {"GOMAP_SNAPSHOT": "grow", "GOMAP_GROW_STEP": "1000", "GOMAP_GROW_MS": "200"}
-    session = "gomap-top-%d" % os.getpid()
     with fixturelib.LiveProgram(prog["binary"], env=env) as (pid, truth, paths):
-        done = os.path.join(paths["dir"], "top.exit")
-        cmd = "%s top --pid %d --interval 0.3; echo $? > %s" % (GOMAP, pid, done)
-        subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "180", "-y", "40", cmd], check=True)
+        sessions = []
         try:
-            screens = []
-            for _ in range(40):
-                time.sleep(0.25)
-                cap = subprocess.run([tmux, "capture-pane", "-p", "-t", session], stdout=subprocess.PIPE,
-                                     universal_newlines=True).stdout
-                if "main.live" in cap:
-                    screens.append(cap)
-                if len(screens) >= 4:
-                    break
-            assert len(screens) >= 2, "top never drew main.live: %r" % (screens or cap)
+            top = _TmuxTop(tmux, "gomap-top-%d" % os.getpid(), "--pid %d --interval 0.3" % pid,
+                           os.path.join(paths["dir"], "q.exit"))
+            sessions.append(top)
+            screens = top.screens("main.live", want=4)
+            assert len(screens) >= 2, screens
             s = screens[-1]
             assert "gomap top: pid %d" % pid in s and "[q] quit" in s
             # Refreshed in place: one header on the screen, not a scrolling log.
             assert s.count("gomap top:") == 1, s
-            subprocess.run([tmux, "send-keys", "-t", session, "q"], check=True)
-            for _ in range(40):
-                if os.path.exists(done):
-                    break
-                time.sleep(0.1)
-            assert os.path.exists(done), "top did not quit on q"
-            assert open(done).read().strip() == "0"
+            assert top.quit_with("q") == "0"
             assert _proc_state(pid) in "RS"
             # Ctrl-C quits as cleanly, sorted by growth this time.
-            os.unlink(done)
-            cmd = "%s top --pid %d --interval 0.3 --by growth; echo $? > %s" % (GOMAP, pid, done)
-            subprocess.run([tmux, "new-session", "-d", "-s", session + "c", "-x", "180", "-y", "40", cmd], check=True)
-            for _ in range(40):
-                time.sleep(0.25)
-                cap = subprocess.run([tmux, "capture-pane", "-p", "-t", session + "c"], stdout=subprocess.PIPE,
-                                     universal_newlines=True).stdout
-                if "sorted by growth" in cap and "main.live" in cap:
-                    break
-            assert "sorted by growth" in cap, cap
-            subprocess.run([tmux, "send-keys", "-t", session + "c", "C-c"], check=True)
-            for _ in range(40):
-                if os.path.exists(done):
-                    break
-                time.sleep(0.1)
-            assert os.path.exists(done) and open(done).read().strip() == "0", "top did not quit on Ctrl-C"
+            top = _TmuxTop(tmux, "gomap-top-c-%d" % os.getpid(), "--pid %d --interval 0.3 --by growth" % pid,
+                           os.path.join(paths["dir"], "c.exit"))
+            sessions.append(top)
+            top.screens("sorted by growth", "main.live")
+            assert top.quit_with("C-c") == "0"
             assert _proc_state(pid) in "RS"
         finally:
-            subprocess.run([tmux, "kill-session", "-t", session], stderr=subprocess.DEVNULL)
-            subprocess.run([tmux, "kill-session", "-t", session + "c"], stderr=subprocess.DEVNULL)
+            for t in sessions:
+                t.kill()
 
 
 def test_top_needs_a_live_process():
