@@ -253,6 +253,10 @@ def test_buckets_picture(fixture, truth, tmp_path):
                 assert "old array: %d of %d buckets evacuated (nevacuate %d)" % (facts["old_evacuated"], old, facts["nevacuate"]) in text
             else:
                 assert "bucket array: %d buckets (B = %d), %d overflow buckets" % (facts["buckets"], facts["B"], facts["overflow_buckets"]) in text
+                # The memory bar keeps the array and its overflow buckets apart.
+                assert "of its %d slots hold a live entry" % (8 * facts["buckets"]) in text
+                if facts["overflow_buckets"]:
+                    assert "of its %d slots hold a live entry" % (8 * facts["overflow_buckets"]) in text
         elif facts:
             assert "%d slots, %d live" % (facts["slots"], facts["full"]) in text, (name, facts, text[:400])
             if facts["tables"]:

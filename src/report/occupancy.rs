@@ -79,11 +79,13 @@ pub struct Strip {
     /// Every unit, while the strip has at most `MAX_DETAIL`.
     pub detail: Option<Vec<Unit>>,
     pub totals: Cell,
+    /// The part of `totals` that is in overflow buckets.
+    pub overflow_totals: Cell,
 }
 
 impl Default for Strip {
     fn default() -> Self {
-        Strip { units: 0, overflow: 0, run: 1, cells: Vec::new(), detail: Some(Vec::new()), totals: Cell::default() }
+        Strip { units: 0, overflow: 0, run: 1, cells: Vec::new(), detail: Some(Vec::new()), totals: Cell::default(), overflow_totals: Cell::default() }
     }
 }
 
@@ -103,6 +105,7 @@ impl Strip {
         if overflow {
             one.overflow = 1;
             self.overflow += 1;
+            self.overflow_totals.add(&one);
         } else {
             one.units = 1;
             self.units = self.units.max(index + 1);
@@ -188,14 +191,11 @@ impl Occupancy {
         let mut p = Vec::new();
         if self.classic {
             let (l, s) = self.new.live_share();
-            let ov = self.new.overflow;
-            // Live share of the array and of its overflow buckets together: the strip does not keep them apart.
-            let arr = self.new.units * ub;
-            let ovb = ov * ub;
-            let (la, sa) = split(l, s, self.new.units, self.new.units + ov);
-            p.push(("buckets", arr, la, sa));
-            if ov > 0 {
-                p.push(("overflow buckets", ovb, l - la, s - sa));
+            let o = &self.new.overflow_totals;
+            let (lo, so) = (o.slots[LIVE], o.total_slots());
+            p.push(("buckets", self.new.units * ub, l - lo, s - so));
+            if self.new.overflow > 0 {
+                p.push(("overflow buckets", self.new.overflow * ub, lo, so));
             }
             if self.old.units > 0 {
                 let (l, s) = self.old.live_share();
@@ -218,16 +218,6 @@ impl Occupancy {
         }
         p
     }
-}
-
-/// Splits (live, slots) of a strip between its first `a` units and all `n` units proportionally.
-fn split(live: u64, slots: u64, a: u64, n: u64) -> (u64, u64) {
-    if n == 0 {
-        return (0, 0);
-    }
-    let s = slots * a / n;
-    let l = (live as u128 * s as u128 / slots.max(1) as u128) as u64;
-    (l.min(live), s)
 }
 
 impl Visitor for Occupancy {
