@@ -153,16 +153,24 @@ class _TmuxTop:
     """`gomap top ARGS` in a detached tmux session; its exit status lands in a file."""
 
     def __init__(self, tmux, name, args, exit_file):
-        self.tmux, self.name, self.exit_file = tmux, name, exit_file
+        # A private server socket: nothing shared with a user's tmux or another test run.
+        self.tmux, self.name, self.exit_file = [tmux, "-L", "gomap-views-%d" % os.getpid()], name, exit_file
         cmd = "%s top %s; echo $? > %s" % (GOMAP, args, exit_file)
-        subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "180", "-y", "40", cmd], check=True)
+        for attempt in range(3):
+            # A server whose last session just ended may still be shutting down: start again.
+            r = subprocess.run(self.tmux + ["new-session", "-d", "-s", name, "-x", "180", "-y", "40", cmd],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.3)
+        assert r.returncode == 0, "tmux new-session failed: %s" % r.stdout
 
     def screens(self, *needles, want=1):
         """Captures of the pane showing every needle, up to `want` of them (10 s at most)."""
         got, cap = [], ""
         for _ in range(40):
             time.sleep(0.25)
-            cap = subprocess.run([self.tmux, "capture-pane", "-p", "-t", self.name], stdout=subprocess.PIPE,
+            cap = subprocess.run(self.tmux + ["capture-pane", "-p", "-t", self.name], stdout=subprocess.PIPE,
                                  universal_newlines=True).stdout
             if all(n in cap for n in needles):
                 got.append(cap)
@@ -172,7 +180,7 @@ class _TmuxTop:
         return got
 
     def quit_with(self, key):
-        subprocess.run([self.tmux, "send-keys", "-t", self.name, key], check=True)
+        subprocess.run(self.tmux + ["send-keys", "-t", self.name, key], check=True)
         for _ in range(40):
             if os.path.exists(self.exit_file):
                 break
@@ -181,7 +189,7 @@ class _TmuxTop:
         return open(self.exit_file).read().strip()
 
     def kill(self):
-        subprocess.run([self.tmux, "kill-session", "-t", self.name], stderr=subprocess.DEVNULL)
+        subprocess.run(self.tmux + ["kill-session", "-t", self.name], stderr=subprocess.DEVNULL)
 
 
 def test_top_refreshes_in_place_on_a_terminal():
