@@ -89,6 +89,8 @@ done
 # ---- Go 1.19 and debuggers from Debian --------------------------------------
 # gcc: the go1.23-cgo fixture links libc.
 apt_install golang-1.19-go gdb lldb-16 python3-lldb-16 gcc libc6-dev binutils
+# tests/test_views.py: the HTML report in a real headless browser, `top` on a terminal.
+apt_install chromium tmux
 if [ "${GOMAP_SKIP_APT:-0}" != 1 ] && [ ! -x /usr/lib/go-1.19/bin/go ]; then
     log "golang-1.19-go installed but /usr/lib/go-1.19/bin/go is missing"; exit 1
 fi

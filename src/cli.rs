@@ -1,7 +1,7 @@
 //! Command-line grammar, shared by the `gomap` binary and the debugger front ends (which parse the
 //! same subcommands through the Python module), so every front end accepts exactly the same words.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -15,9 +15,9 @@ pub struct Cli {
     /// The Go executable (with DWARF). Optional with --pid (defaults to /proc/PID/exe).
     #[arg(long, global = true, value_name = "BIN")]
     pub binary: Option<PathBuf>,
-    /// A core dump of the process.
-    #[arg(long, global = true, value_name = "CORE", conflicts_with = "pid")]
-    pub core: Option<PathBuf>,
+    /// A core dump of the process (`diff` takes two: --core OLD --core NEW).
+    #[arg(long, global = true, value_name = "CORE", conflicts_with = "pid", action = ArgAction::Append)]
+    pub core: Vec<PathBuf>,
     /// A running process (read through /proc/PID/mem; never stopped or written).
     #[arg(long, global = true, value_name = "PID")]
     pub pid: Option<u32>,
@@ -53,7 +53,7 @@ pub struct InitArgs {
 
 /// The same subcommands without target options, for gdb and LLDB (the debugger supplies the target).
 #[derive(Parser, Debug)]
-#[command(name = "gomap", no_binary_name = true, bin_name = "gomap", disable_version_flag = true, about = "Look inside Go maps: gomap show|buckets|check|maps|layout")]
+#[command(name = "gomap", no_binary_name = true, bin_name = "gomap", disable_version_flag = true, about = "Look inside Go maps: gomap show|buckets|check|maps|layout|diff|report")]
 pub struct DebuggerCli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -73,6 +73,12 @@ pub enum Cmd {
     /// What the engine discovered in this binary: Go version, implementation, structure layouts.
     /// Needs only --binary.
     Layout(LayoutArgs),
+    /// Compare two snapshots: --core OLD --core NEW, or two saved `maps --json` files.
+    Diff(DiffArgs),
+    /// Live census of a running process (--pid), refreshed every --interval seconds.
+    Top(TopArgs),
+    /// One self-contained HTML file: census, findings and occupancy pictures.
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -130,6 +136,9 @@ pub struct BucketsArgs {
     /// JSON output: every bucket or group with its slot states (CONTRACT.md).
     #[arg(long)]
     pub json: bool,
+    /// Write the occupancy picture (SVG) of the map to this file instead of the dump.
+    #[arg(long, value_name = "OUT.svg")]
+    pub picture: Option<PathBuf>,
     #[command(flatten)]
     pub th: Thresholds,
 }
@@ -178,4 +187,52 @@ pub struct LayoutArgs {
     /// JSON output: every offset and size, per map type.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Two saved `gomap maps --json` outputs, OLD then NEW (instead of --core OLD --core NEW).
+    #[arg(value_name = "OLD.json NEW.json")]
+    pub files: Vec<PathBuf>,
+    /// JSON output: {"before", "after", "total", "maps": [{name, type, before, after, delta, findings}]}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub th: Thresholds,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum TopOrder {
+    Bytes,
+    Growth,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    pub interval: f64,
+    /// Order maps by their bytes or by their growth since the first sample.
+    #[arg(long = "by", value_enum, default_value_t = TopOrder::Bytes)]
+    pub order: TopOrder,
+    /// Stop after this many samples (0 = until q or Ctrl-C).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub samples: u64,
+    /// Rows shown on a terminal.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub rows: usize,
+    #[command(flatten)]
+    pub th: Thresholds,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The HTML file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE.html")]
+    pub output: PathBuf,
+    /// Maps (largest by bytes) that get their findings and occupancy picture.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub pictures: usize,
+    #[command(flatten)]
+    pub th: Thresholds,
 }

@@ -2,7 +2,7 @@
 //! package's `gomap` command (`_gomap.cli_main`): one grammar, one behaviour, the same output,
 //! messages and exit codes whichever way gomap was installed.
 
-use crate::cli::{Cli, CliCmd};
+use crate::cli::{Cli, CliCmd, Cmd};
 use crate::error::Error;
 use clap::Parser;
 use std::ffi::OsString;
@@ -46,21 +46,18 @@ fn run(cli: &Cli, frontends: Option<&Path>) -> crate::Result<i32> {
     let cmd = match &cli.cmd {
         CliCmd::Map(cmd) => cmd,
         CliCmd::Init(a) => {
-            if cli.binary.is_some() || cli.core.is_some() || cli.pid.is_some() {
+            if cli.binary.is_some() || !cli.core.is_empty() || cli.pid.is_some() {
                 return Err(Error::Usage("init reads no target: it takes no --binary, --core or --pid".into()));
             }
             return crate::commands::init::init(a, frontends, &mut std::io::stdout().lock());
         }
     };
-    let t = match (cmd, cli.binary.as_deref(), cli.core.is_none() && cli.pid.is_none()) {
-        // `layout` describes the executable: it needs no memory but the file's own.
-        (crate::cli::Cmd::Layout(_), Some(b), true) => {
-            let bin = std::sync::Arc::new(crate::binary::Binary::open(b)?);
-            let mem = crate::memory::exe::ExeMemory { image: bin.image.clone(), path: b.to_path_buf() };
-            crate::Target::new(bin, Box::new(mem))
-        }
-        _ => crate::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?,
-    };
+    if cli.core.len() > 1 && !matches!(cmd, Cmd::Diff(_)) {
+        return Err(Error::Usage(format!("--core is given {} times: only `diff` compares two cores", cli.core.len())));
+    }
+    if let Cmd::Top(a) = cmd {
+        return crate::commands::top::run(cli.binary.as_deref(), cli.pid, !cli.core.is_empty(), a);
+    }
     let stdout = std::io::stdout();
     let lock = stdout.lock();
     // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write
@@ -70,7 +67,36 @@ fn run(cli: &Cli, frontends: Option<&Path>) -> crate::Result<i32> {
         Err(_) => Box::new(lock),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
-    let code = crate::inspect::run(&t, cmd, None, &mut out)?;
+    let core = cli.core.first().map(|p| p.as_path());
+    let code = match cmd {
+        Cmd::Diff(a) if a.files.is_empty() => {
+            let bin = match &cli.binary {
+                Some(b) => std::sync::Arc::new(crate::binary::Binary::open(b)?),
+                None => return Err(Error::Usage("diff --core OLD --core NEW needs --binary BIN".into())),
+            };
+            crate::commands::diff::diff_cores(&bin, &cli.core, a, &mut out)?;
+            0
+        }
+        Cmd::Diff(a) => {
+            if !cli.core.is_empty() || cli.pid.is_some() {
+                return Err(Error::Usage("diff takes either two saved JSON files or --core OLD --core NEW, not both".into()));
+            }
+            crate::commands::diff::diff_files(a, &mut out)?;
+            0
+        }
+        _ => {
+            let t = match (cmd, cli.binary.as_deref()) {
+                // `layout` describes the executable: it needs no memory but the file's own.
+                (Cmd::Layout(_), Some(b)) if core.is_none() && cli.pid.is_none() => {
+                    let bin = std::sync::Arc::new(crate::binary::Binary::open(b)?);
+                    let mem = crate::memory::exe::ExeMemory { image: bin.image.clone(), path: b.to_path_buf() };
+                    crate::Target::new(bin, Box::new(mem))
+                }
+                _ => crate::open_target(cli.binary.as_deref(), core, cli.pid)?,
+            };
+            crate::inspect::run(&t, cmd, None, &mut out)?
+        }
+    };
     out.flush().map_err(|e| Error::Io { path: "output".into(), source: e })?;
     Ok(code)
 }

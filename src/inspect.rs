@@ -152,5 +152,15 @@ pub fn run(t: &Target, cmd: &Cmd, resolver: Option<Resolver<'_>>, out: &mut dyn 
             commands::layout::layout(t, a, out)?;
             Ok(0)
         }
+        Cmd::Diff(a) => {
+            // Two cores need two targets: only the command line opens those (main.rs).
+            commands::diff::diff_files(a, out)?;
+            Ok(0)
+        }
+        Cmd::Report(a) => {
+            commands::report::report(t, a, out)?;
+            Ok(0)
+        }
+        Cmd::Top(_) => Err(Error::Usage("top samples a live process from the command line: gomap top --pid PID".into())),
     }
 }

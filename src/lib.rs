@@ -16,6 +16,7 @@ pub mod findings;
 pub mod inspect;
 pub mod layout;
 pub mod memory;
+pub mod report;
 pub mod target;
 pub mod value;
 

@@ -203,6 +203,9 @@ pub fn buckets(t: &Target, r: &MapRef, a: &BucketsArgs, out: &mut dyn Write) -> 
         Impl::Swiss(_) => json!({"F": "full (ctrl 0b0hhhhhhh)", "_": "empty (0x80)", "d": "deleted (0xFE tombstone)", "?": "impossible control byte"}),
     };
     let th = a.th.to_core();
+    if let Some(path) = &a.picture {
+        return write_picture(t, r, &th, path, out);
+    }
     if a.json {
         let mut hdr = header_json(t, r, &m, len);
         hdr.insert("legend".into(), legend);
@@ -245,5 +248,17 @@ pub fn buckets(t: &Target, r: &MapRef, a: &BucketsArgs, out: &mut dyn Write) -> 
     writeln!(out, "{}", stats_line(&h)).map_err(io)?;
     let f = findings_of(&m, &h, &th, None);
     write_findings_text(out, &f).map_err(io)?;
+    Ok(f)
+}
+
+/// `buckets --picture FILE`: the occupancy picture instead of the dump.
+fn write_picture(t: &Target, r: &MapRef, th: &crate::findings::Thresholds, path: &std::path::Path, out: &mut dyn Write) -> Result<Vec<Finding>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext != "svg" {
+        return Err(Error::Usage(format!("--picture {}: only SVG pictures are written (name the file .svg)", path.display())));
+    }
+    let (svg, f) = crate::report::picture(t, r, th)?;
+    std::fs::write(path, svg.as_bytes()).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+    writeln!(out, "wrote {} ({} bytes): occupancy picture of {}", path.display(), svg.len(), r.name).map_err(io)?;
     Ok(f)
 }

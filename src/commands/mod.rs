@@ -3,10 +3,13 @@
 
 pub mod buckets;
 pub mod check;
+pub mod diff;
 pub mod init;
 pub mod layout;
 pub mod maps;
+pub mod report;
 pub mod show;
+pub mod top;
 
 use crate::binary::TypeId;
 use crate::decode::{self, Health, Visitor};
@@ -31,6 +34,8 @@ pub(crate) struct EntryWriter<'a, 'r> {
     pub(crate) n: u64,
     pub(crate) more: bool,
     pub(crate) io_error: Option<std::io::Error>,
+    /// A progress bar while listing every entry of a large map (stderr on a terminal only).
+    pub(crate) progress: Option<crate::report::progress::Bar>,
 }
 
 impl<'a, 'r> EntryWriter<'a, 'r> {
@@ -38,7 +43,7 @@ impl<'a, 'r> EntryWriter<'a, 'r> {
     pub(crate) fn new(r: &'a Renderer<'r>, out: Vec<u8>, sink: Option<&'a mut dyn Write>, key: TypeId, elem: TypeId, limit: u64) -> Self {
         let d = &r.t.bin.dwarf;
         let (key, elem) = (r.t.plans.get(d, key), r.t.plans.get(d, elem));
-        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None }
+        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None, progress: None }
     }
 
     pub(crate) fn flush(&mut self) {
@@ -89,6 +94,11 @@ impl Visitor for EntryWriter<'_, '_> {
             }
         }
         self.n += 1;
+        if self.n % 4096 == 0 {
+            if let Some(p) = &self.progress {
+                p.set(self.n);
+            }
+        }
         if self.out.len() >= 1 << 16 {
             self.flush();
         }

@@ -31,6 +31,10 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         out.write_all(&hdr.as_bytes()[..hdr.len() - 1]).map_err(io)?;
         out.write_all(b",\"entries\":[").map_err(io)?;
         let mut w = EntryWriter::new(&rend, Vec::with_capacity(1 << 17), Some(out), m.key, m.elem, a.limit);
+        // Streaming JSON to the terminal would tear through a bar: only when stdout goes elsewhere.
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            w.progress = crate::report::progress::Bar::entries(len, a.limit);
+        }
         let mut h = decode::walk(t, &m, r.addr, &mut w)?;
         len_changed(&mut h, len);
         w.flush();
@@ -49,7 +53,9 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
     }
     let rend = Renderer::new(t, Style::Text, a.depth);
     let mut w = EntryWriter::new(&rend, Vec::new(), None, m.key, m.elem, a.limit);
+    w.progress = crate::report::progress::Bar::entries(len, a.limit);
     let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+    w.progress = None;
     len_changed(&mut h, len);
     let f = findings_of(&m, &h, &th, Some(&rend));
     let hdr = match &m.imp {
