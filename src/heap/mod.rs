@@ -7,6 +7,7 @@
 //! `mSpanInUse`) come from the binary's DWARF. Everything read is untrusted: loops are capped,
 //! impossible spans are dropped and counted, overlapping spans are dropped.
 
+pub mod account;
 pub mod classes;
 
 pub use classes::AllocRules;
