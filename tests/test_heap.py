@@ -72,3 +72,16 @@ def test_heap_bytes_from_live_process(fixture_tag, heapsize_cores):
     with F.LiveProgram(p["binary"]) as (pid, truth, paths):
         got = _check(["--pid", pid], truth["maps"])
     _compare(got, truth, "live " + fixture_tag)
+
+
+def test_small_maps_do_not_fail_check(fixture_tag, heapsize_cores):
+    """A map of ~20 KiB (or the emptied and hinted maps' few MiB with nothing wrong but size) is not a
+    reason for `check` to exit 1: only maps that waste at least the floor, corruption, or a write in
+    flight are."""
+    p = _prog(fixture_tag, heapsize_cores)
+    target = ["--binary", p["binary"], "--core", p["core"]]
+    for name in ("main.smallMap", "main.tinyMap", "main.lf105", "main.strMap", "main.setMap"):
+        code, out, err = gomap("check", *target, name)
+        assert code == 0, "%s: %s%s" % (name, out, err)
+    code, out, err = gomap("show", *target, "main.smallMap", "--limit", "1")
+    assert code == 0 and "% of the heap in use" in out, out + err
