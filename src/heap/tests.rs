@@ -24,6 +24,7 @@ fn layout() -> HeapLayout {
         state: f(33, 1),
         in_use_state: 1,
         page_size: PAGE,
+        fingerprint: vec![f(24, 8)],
     }
 }
 
