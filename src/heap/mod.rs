@@ -9,6 +9,7 @@
 
 pub mod account;
 pub mod classes;
+pub mod fuzz;
 
 pub use classes::AllocRules;
 
