@@ -216,10 +216,18 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
         out.push(Finding {
             kind: "oversized",
             severity: Severity::Warning,
-            message: format!(
-                "{} live entries in {} slots (fill {:.3} < {}): the map holds {} and never shrinks; make(map, len) and re-inserting would allocate {} (saves {})",
-                h.live, slots_now, fill, th.fill, human(bytes_now), human(rebuilt), human(waste)
-            ),
+            message: {
+                let mut m = format!(
+                    "{} live entries in {} slots (fill {:.3} < {}): the map holds {} and never shrinks; make(map, len) and re-inserting would allocate {}",
+                    h.live, slots_now, fill, th.fill, human(h.bytes), human(rebuilt)
+                );
+                if bytes_now < h.bytes {
+                    m += &format!(" (saves {}, besides the bytes of the findings above)", human(waste));
+                } else {
+                    m += &format!(" (saves {})", human(waste));
+                }
+                m
+            },
             bytes: Some(waste),
             numbers: json!({"live": h.live, "slots": slots_now, "fill": fill, "bytes": bytes_now, "rebuilt_bytes": rebuilt,
                             "threshold_fill": th.fill, "waste_floor": th.waste_floor}),
