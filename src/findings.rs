@@ -207,7 +207,8 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
             let old = if h.mem.is_some() { mb.old_bytes } else { c.old_bytes };
             ((c.buckets + c.overflow_buckets) * 8, h.bytes.saturating_sub(old + mb.stale_bytes + mb.overflow_bytes))
         }
-        None => (h.slots, h.bytes),
+        // Groups holding only tombstones are the `stale` finding's bytes.
+        None => (h.slots, h.bytes.saturating_sub(h.swiss.as_ref().map(|s| s.stale_bytes).unwrap_or(0))),
     };
     let fill = if slots_now == 0 { 1.0 } else { h.live as f64 / slots_now as f64 };
     let rebuilt = if h.mem.is_some() { mb.rebuild } else { rebuilt_bytes(m, h.live) };
