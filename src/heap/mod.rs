@@ -8,6 +8,7 @@
 //! impossible spans are dropped and counted, overlapping spans are dropped.
 
 pub mod account;
+pub mod arena;
 pub mod classes;
 pub mod fuzz;
 
@@ -55,7 +56,7 @@ pub struct IntField {
 }
 
 impl IntField {
-    fn get(&self, bytes: &[u8]) -> u64 {
+    pub fn get(&self, bytes: &[u8]) -> u64 {
         le_uint(bytes, self.offset as usize, self.size as usize)
     }
 
