@@ -10,6 +10,9 @@ use crate::value::Plans;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// A heap index, or why it could not be built, with the fingerprint it was built at.
+type HeapCache = (Option<Vec<u64>>, std::result::Result<Arc<HeapIndex>, String>);
+
 pub struct Target {
     pub bin: Arc<Binary>,
     pub mem: Box<dyn Memory>,
@@ -19,7 +22,7 @@ pub struct Target {
     layouts: Mutex<HashMap<TypeId, Arc<MapType>>>,
     types_base: OnceLock<Option<u64>>,
     /// The heap index with the fingerprint it was built at (empty for a core, which cannot change).
-    heap: Mutex<Option<(Option<Vec<u64>>, std::result::Result<Arc<HeapIndex>, String>)>>,
+    heap: Mutex<Option<HeapCache>>,
     heap_layout: OnceLock<std::result::Result<HeapLayout, String>>,
     alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
     span_lookup: OnceLock<Option<SpanLookup>>,
