@@ -13,6 +13,7 @@ pub mod decode;
 pub mod entry;
 pub mod error;
 pub mod findings;
+pub mod heap;
 pub mod inspect;
 pub mod layout;
 pub mod memory;

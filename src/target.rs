@@ -3,11 +3,15 @@
 
 use crate::binary::{Binary, TypeId};
 use crate::error::{Error, Result};
+use crate::heap::{AllocRules, HeapIndex, HeapLayout, SpanLookup};
 use crate::layout::{Impl, MapType};
 use crate::memory::{Memory, MemoryExt};
 use crate::value::Plans;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// A heap index, or why it could not be built, with the fingerprint it was built at.
+type HeapCache = (Option<Vec<u64>>, std::result::Result<Arc<HeapIndex>, String>);
 
 pub struct Target {
     pub bin: Arc<Binary>,
@@ -17,6 +21,11 @@ pub struct Target {
     pub plans: Plans,
     layouts: Mutex<HashMap<TypeId, Arc<MapType>>>,
     types_base: OnceLock<Option<u64>>,
+    /// The heap index with the fingerprint it was built at (empty for a core, which cannot change).
+    heap: Mutex<Option<HeapCache>>,
+    heap_layout: OnceLock<std::result::Result<HeapLayout, String>>,
+    alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
+    span_lookup: OnceLock<Option<SpanLookup>>,
 }
 
 impl Target {
@@ -29,7 +38,7 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new() }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new() }
     }
 
     /// The layout of a map type, discovered once.
@@ -42,6 +51,46 @@ impl Target {
             l.insert(id, m.clone());
         }
         Ok(m)
+    }
+
+    /// The heap index (spans and objects), built on first use and shared by every command. A live
+    /// target's index is rebuilt when the heap's counters show that its spans may have changed
+    /// (a debugger session keeps its target while the process runs).
+    pub fn heap(&self) -> Result<Arc<HeapIndex>> {
+        let fail = |e: &str| Error::Layout(format!("heap index unavailable: {e}"));
+        let layout = self
+            .heap_layout
+            .get_or_init(|| HeapLayout::discover(&self.bin.dwarf, self.bias).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| fail(e))?;
+        let fp = if self.mem.is_live() { HeapIndex::fingerprint(&*self.mem, layout) } else { Some(Vec::new()) };
+        let mut cache = self.heap.lock().map_err(|_| fail("lock poisoned"))?;
+        if let Some((f, r)) = cache.as_ref() {
+            if fp.is_some() && *f == fp {
+                return r.clone().map_err(|e| fail(&e));
+            }
+        }
+        let r = HeapIndex::read(&*self.mem, layout).map(Arc::new).map_err(|e| e.to_string());
+        *cache = Some((fp, r.clone()));
+        r.map_err(|e| fail(&e))
+    }
+
+    /// Point lookups of heap objects through the runtime's arena index (no index to build).
+    pub fn span_lookup(&self) -> Option<&SpanLookup> {
+        self.span_lookup.get_or_init(|| SpanLookup::discover(&self.bin.dwarf, self.bias).ok()).as_ref()
+    }
+
+    /// The allocator's size classes and rules, read from the binary's data once.
+    pub fn alloc_rules(&self) -> Result<Arc<AllocRules>> {
+        self.alloc_rules
+            .get_or_init(|| {
+                AllocRules::load(&self.bin.dwarf, &*self.mem, self.bias)
+                    .or_else(|_| AllocRules::load(&self.bin.dwarf, &crate::heap::classes::ExeFile(&self.bin.image), 0))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| Error::Layout(format!("size classes unavailable: {e}")))
     }
 
     /// The number of entries the header claims (hmap.count / Map.used).

@@ -35,7 +35,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             w.progress = crate::report::progress::Bar::entries(len, a.limit);
         }
-        let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+        let mut h = decode::walk_map(t, &m, r.addr, &mut w)?;
         len_changed(&mut h, len);
         w.flush();
         let (more, io_err) = (w.more, w.io_error.take());
@@ -54,7 +54,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
     let rend = Renderer::new(t, Style::Text, a.depth);
     let mut w = EntryWriter::new(&rend, Vec::new(), None, m.key, m.elem, a.limit);
     w.progress = crate::report::progress::Bar::entries(len, a.limit);
-    let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+    let mut h = decode::walk_map(t, &m, r.addr, &mut w)?;
     w.progress = None;
     len_changed(&mut h, len);
     let f = findings_of(&m, &h, &th, Some(&rend));

@@ -20,7 +20,7 @@ use crate::target::Target;
 pub fn picture(t: &Target, r: &MapRef, th: &Thresholds) -> Result<(String, Vec<Finding>)> {
     let m = t.map_type(r.ty)?;
     let mut occ = occupancy::Occupancy::new(&m);
-    let h = decode::walk(t, &m, r.addr, &mut occ)?;
+    let h = decode::walk_map(t, &m, r.addr, &mut occ)?;
     let f = findings_of(&m, &h, th, None);
     let head = svg::Head {
         name: &r.name,
