@@ -3,6 +3,7 @@
 
 pub mod buckets;
 pub mod check;
+pub mod holders;
 pub mod layout;
 pub mod maps;
 pub mod show;
