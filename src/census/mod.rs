@@ -84,6 +84,8 @@ pub struct Census {
     /// Paths to `Options::holders_of`, each with its root.
     pub holders: Vec<(String, Root)>,
     pub objects: u64,
+    /// The heap in use (MemStats.HeapInuse), when the heap index could be read.
+    pub heap_in_use: Option<u64>,
     /// What the census could not do (no goroutines, a truncated walk), one line each.
     pub notes: Vec<String>,
 }
@@ -107,8 +109,16 @@ pub fn census(t: &Target, opts: &Options) -> Result<Census> {
             Err(e) => notes.push(format!("goroutines not walked: {e}")),
         }
     }
-    let heap = walk::Readable(t);
-    let mut w = walk::Walker::new(t, &heap, stacks, opts.holders_of);
+    let index = t.heap();
+    let readable = walk::Readable(t);
+    let heap: &dyn walk::HeapView = match &index {
+        Ok(h) => &**h,
+        Err(e) => {
+            notes.push(format!("{e}: pointers are followed wherever memory is readable"));
+            &readable
+        }
+    };
+    let mut w = walk::Walker::new(t, heap, stacks, opts.holders_of);
     w.run(&roots)?;
     if let Some(why) = &w.truncated {
         notes.push(format!("walk truncated: {why}"));
@@ -121,5 +131,6 @@ pub fn census(t: &Target, opts: &Options) -> Result<Census> {
         maps.push(Mapped { r: MapRef { name: w.paths.name(f.path, &root_name), addr: f.header, ty: f.ty }, root });
     }
     let holders = w.holders.iter().filter_map(|&p| Some((w.paths.name(p, &root_name), root_of(p)?))).collect();
-    Ok(Census { maps, goroutines, holders, objects: w.objects_visited, notes })
+    let heap_in_use = index.as_ref().ok().map(|h| h.in_use_bytes());
+    Ok(Census { maps, goroutines, holders, objects: w.objects_visited, heap_in_use, notes })
 }

@@ -14,19 +14,83 @@ use crate::value::{direct_iface, go_kind, kind, Renderer, Style};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-/// Where heap objects are: the walk follows a pointer only into an object this says exists.
-pub trait HeapView {
-    /// The object containing `addr`: (base, size). None when `addr` is not in a live heap object.
-    fn object(&self, addr: u64) -> Option<(u64, u64)>;
+/// A heap object: its base and size, and where a visited bit for it can live (span, index).
+#[derive(Clone, Copy, Debug)]
+pub struct Obj {
+    pub base: u64,
+    pub size: u64,
+    /// The span's number and the object's index in it; None when the view has no spans.
+    pub slot: Option<(usize, u64)>,
 }
 
-/// The heap seen only through readability, for targets without a heap index: every readable
-/// address is an object of unknown size starting there.
+/// Where heap objects are: the walk follows a pointer only into an object this says exists.
+pub trait HeapView {
+    /// The object containing `addr`. None when `addr` is not in a live heap object.
+    fn object(&self, addr: u64) -> Option<Obj>;
+    /// How many spans there are, and objects in span `i` (for visited bitmaps).
+    fn spans(&self) -> usize {
+        0
+    }
+    fn objects_in(&self, _span: usize) -> u64 {
+        0
+    }
+}
+
+impl HeapView for crate::heap::HeapIndex {
+    fn object(&self, addr: u64) -> Option<Obj> {
+        let o = crate::heap::HeapIndex::object(self, addr)?;
+        Some(Obj { base: o.base, size: o.size, slot: Some((o.span, o.index)) })
+    }
+    fn spans(&self) -> usize {
+        crate::heap::HeapIndex::spans(self).len()
+    }
+    fn objects_in(&self, span: usize) -> u64 {
+        crate::heap::HeapIndex::spans(self).get(span).map(|s| if s.large { 1 } else { s.nelems }).unwrap_or(0)
+    }
+}
+
+/// The heap seen only through readability, for targets whose heap index cannot be read: every
+/// readable address is an object of unknown size starting there.
 pub struct Readable<'a>(pub &'a Target);
 
 impl HeapView for Readable<'_> {
-    fn object(&self, addr: u64) -> Option<(u64, u64)> {
-        self.0.mem.u8_at(addr).ok().map(|_| (addr, 0))
+    fn object(&self, addr: u64) -> Option<Obj> {
+        self.0.mem.u8_at(addr).ok().map(|_| Obj { base: addr, size: 0, slot: None })
+    }
+}
+
+/// Visited heap objects: a bitmap per span (allocated when the span is first touched), or a set of
+/// bases when the view has no spans.
+struct Visited {
+    bits: Vec<Vec<u64>>,
+    bases: HashSet<u64>,
+}
+
+impl Visited {
+    fn new(heap: &dyn HeapView) -> Visited {
+        Visited { bits: vec![Vec::new(); heap.spans()], bases: HashSet::new() }
+    }
+
+    /// Marks the object; false when it already was.
+    fn insert(&mut self, heap: &dyn HeapView, o: &Obj) -> bool {
+        match o.slot {
+            Some((span, index)) if span < self.bits.len() => {
+                let b = &mut self.bits[span];
+                if b.is_empty() {
+                    b.resize(heap.objects_in(span).div_ceil(64).max(1) as usize, 0);
+                }
+                let (w, bit) = ((index / 64) as usize, 1u64 << (index % 64));
+                match b.get_mut(w) {
+                    Some(x) if *x & bit == 0 => {
+                        *x |= bit;
+                        true
+                    }
+                    Some(_) => false,
+                    None => self.bases.insert(o.base),
+                }
+            }
+            _ => self.bases.insert(o.base),
+        }
     }
 }
 
@@ -72,7 +136,7 @@ pub struct Walker<'a> {
     shapes: HashMap<TypeId, Option<Arc<Shape>>>,
     rtypes: HashMap<u64, (Arc<str>, Option<TypeId>)>,
     pub paths: Paths,
-    objects: HashSet<u64>,
+    objects: Visited,
     interior: HashSet<(u64, TypeId)>,
     maps: HashSet<u64>,
     pub found: Vec<Found>,
@@ -98,7 +162,7 @@ impl<'a> Walker<'a> {
             shapes: HashMap::new(),
             rtypes: HashMap::new(),
             paths: Paths::default(),
-            objects: HashSet::new(),
+            objects: Visited::new(heap),
             interior: HashSet::new(),
             maps: HashSet::new(),
             found: Vec::new(),
@@ -310,8 +374,8 @@ impl<'a> Walker<'a> {
 
     /// Marks the object at `p` (read as `ty`) visited; false when it was, or is not in the heap.
     fn visit(&mut self, p: u64, ty: TypeId) -> bool {
-        let Some((base, _)) = self.heap.object(p) else { return false };
-        let fresh = if p == base { self.objects.insert(base) } else { self.interior.insert((p, ty)) };
+        let Some(o) = self.heap.object(p) else { return false };
+        let fresh = if p == o.base { self.objects.insert(self.heap, &o) } else { self.interior.insert((p, ty)) };
         if fresh {
             self.objects_visited += 1;
             if self.objects_visited as usize > MAX_OBJECTS {
@@ -354,9 +418,9 @@ impl<'a> Walker<'a> {
             return;
         }
         let mut count = count;
-        if let Some((base, osize)) = self.heap.object(addr) {
-            if osize != 0 {
-                count = count.min(base.saturating_add(osize).saturating_sub(addr) / size);
+        if let Some(o) = self.heap.object(addr) {
+            if o.size != 0 {
+                count = count.min(o.base.saturating_add(o.size).saturating_sub(addr) / size);
             }
         }
         self.cur = path;

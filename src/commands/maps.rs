@@ -32,6 +32,7 @@ pub struct Row {
 pub struct Summary {
     pub goroutines: usize,
     pub objects: u64,
+    pub heap_in_use: Option<u64>,
     pub notes: Vec<String>,
 }
 
@@ -50,6 +51,7 @@ pub fn collect_with(t: &Target, a: &MapsArgs, failed: &mut Vec<(String, Error)>,
             sum.goroutines = c.goroutines.len();
             sum.objects = c.objects;
             sum.notes = c.notes;
+            sum.heap_in_use = c.heap_in_use;
             c.maps.into_iter().map(|m| (m.r, Some(m.root))).collect()
         }
     };
@@ -158,6 +160,9 @@ pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
     }
     let bytes: u64 = rows.iter().map(|r| r.h.bytes).sum();
     let mut line = format!("{} maps, {} in their objects", rows.len(), human(bytes));
+    if let Some(h) = sum.heap_in_use.filter(|&h| h > 0) {
+        line += &format!(" ({:.1}% of the {} heap in use)", 100.0 * bytes as f64 / h as f64, human(h));
+    }
     if a.roots == RootsMode::All {
         line += &format!("; {} goroutines and {} heap objects walked", sum.goroutines, sum.objects);
     }
