@@ -354,7 +354,7 @@ def _set_status(status):
 
 # ---- commands -------------------------------------------------------------------------------------
 
-_SUBCOMMANDS = ("show", "buckets", "check", "maps", "layout")
+_SUBCOMMANDS = ("show", "buckets", "check", "maps", "holders", "layout")
 if common._native is None:
     common._native_error = None  # sourcing again (after a build) tries to load the module again
 _native = common.load_native()

@@ -33,6 +33,9 @@ pub struct Summary {
     pub goroutines: usize,
     pub objects: u64,
     pub heap_in_use: Option<u64>,
+    /// Every map found and their bytes, before --min-bytes and --top.
+    pub maps: usize,
+    pub bytes: u64,
     pub notes: Vec<String>,
 }
 
@@ -62,6 +65,8 @@ pub fn collect_with(t: &Target, a: &MapsArgs, failed: &mut Vec<(String, Error)>,
         }
         match health(t, &r, &th) {
             Ok((m, h, f)) => {
+                sum.maps += 1;
+                sum.bytes += h.bytes;
                 if h.bytes < a.min_bytes {
                     continue;
                 }
@@ -158,13 +163,15 @@ pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
     if rows.is_empty() {
         writeln!(out, "no non-nil maps found").map_err(io)?;
     }
-    let bytes: u64 = rows.iter().map(|r| r.h.bytes).sum();
-    let mut line = format!("{} maps, {} in their objects", rows.len(), human(bytes));
+    let mut line = format!("{} maps, {} in their objects", sum.maps, human(sum.bytes));
     if let Some(h) = sum.heap_in_use.filter(|&h| h > 0) {
-        line += &format!(" ({:.1}% of the {} heap in use)", 100.0 * bytes as f64 / h as f64, human(h));
+        line += &format!(" ({:.1}% of the {} heap in use)", 100.0 * sum.bytes as f64 / h as f64, human(h));
     }
     if a.roots == RootsMode::All {
         line += &format!("; {} goroutines and {} heap objects walked", sum.goroutines, sum.objects);
+    }
+    if rows.len() != sum.maps {
+        line += &format!("; {} shown", rows.len());
     }
     writeln!(out, "{line}").map_err(io)?;
     for n in &sum.notes {
