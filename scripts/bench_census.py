@@ -21,23 +21,26 @@ def run(tag, runs=3):
     c = F.program_core("census_bench", tag, timeout=900)
     truth = c["truth_doc"]
     target = ["--binary", c["binary"], "--core", c["core"]]
-    best, rss, out = None, 0, ""
+    best, cpu, rss, out = None, None, 0, ""
     for _ in range(runs):
         t0 = time.monotonic()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", GOMAP, "maps", *target, "--json"], stdout=subprocess.PIPE,
+        p = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", GOMAP, "maps", *target, "--json"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True)
         dt = time.monotonic() - t0
         if p.returncode != 0:
             sys.exit("%s: gomap failed: %s" % (tag, p.stderr[-2000:]))
+        user, sys_, kb = p.stderr.strip().splitlines()[-1].split()
         best = dt if best is None else min(best, dt)
-        rss = max(rss, int(p.stderr.strip().splitlines()[-1]))
+        c = float(user) + float(sys_)
+        cpu = c if cpu is None else min(cpu, c)
+        rss = max(rss, int(kb))
         out = p.stdout
     rows = json.loads(out)
     mine = sum(1 for r in rows if r["name"].startswith(("main.sessions", "main.shards", "main.groups")))
     size = os.path.getsize(c["core"])
-    print("%-8s heap in use %4d MiB  core %4d MiB  maps %d (program made %d, found %d of them)  census %.2f s  "
-          "peak RSS %d MiB" % (tag, truth["heap_inuse"] >> 20, size >> 20, len(rows), truth["maps"], mine, best,
-                               rss >> 10))
+    print("%-8s heap in use %4d MiB  core %4d MiB  maps %d (program made %d, found %d of them)  census %.2f s wall, "
+          "%.2f s CPU  peak RSS %d MiB" % (tag, truth["heap_inuse"] >> 20, size >> 20, len(rows), truth["maps"], mine,
+                                           best, cpu, rss >> 10))
     return mine == truth["maps"]
 
 
