@@ -18,9 +18,9 @@ GOMAP = os.path.join(REPO, "target", "release", "gomap")
 
 
 def run(tag, runs=3):
-    c = F.program_core("census_bench", tag, timeout=900)
-    truth = c["truth_doc"]
-    target = ["--binary", c["binary"], "--core", c["core"]]
+    prog = F.program_core("census_bench", tag, timeout=900)
+    truth = prog["truth_doc"]
+    target = ["--binary", prog["binary"], "--core", prog["core"]]
     best, cpu, rss, out = None, None, 0, ""
     for _ in range(runs):
         t0 = time.monotonic()
@@ -37,7 +37,7 @@ def run(tag, runs=3):
         out = p.stdout
     rows = json.loads(out)
     mine = sum(1 for r in rows if r["name"].startswith(("main.sessions", "main.shards", "main.groups")))
-    size = os.path.getsize(c["core"])
+    size = os.path.getsize(prog["core"])
     print("%-8s heap in use %4d MiB  core %4d MiB  maps %d (program made %d, found %d of them)  census %.2f s wall, "
           "%.2f s CPU  peak RSS %d MiB" % (tag, truth["heap_inuse"] >> 20, size >> 20, len(rows), truth["maps"], mine,
                                            best, cpu, rss >> 10))
