@@ -148,6 +148,21 @@ def test_ten_thousand_small_maps_each_once(tag):
 
 
 @pytest.mark.parametrize("tag", TAGS)
+def test_only_live_frame_variables_are_roots(tag):
+    """Goroutine roots are the three frame variables the fixture keeps alive; main's `recs` map, which DWARF
+    still places in main's frame after its last use, is dead by the runtime's stack maps and not listed."""
+    c, _, rows = core_run(tag)
+    truth = c["truth_doc"]
+    want = sorted(tm["name"] for tm in truth["maps"].values() if tm["kind"] == "goroutine")
+    assert sorted(r["name"] for r in rows if r["root"]["kind"] == "goroutine") == want
+    dead = set(truth["dead"])
+    assert dead and not dead & set(by_address(rows)), "a dead frame variable's map is listed"
+    truth, live_rows, _ = live_run(tag)
+    assert sorted(r["name"] for r in live_rows if r["root"]["kind"] == "goroutine") == want
+    assert not set(truth["dead"]) & set(by_address(live_rows))
+
+
+@pytest.mark.parametrize("tag", TAGS)
 def test_holders_every_path(tag):
     c, target, _ = core_run(tag)
     maps = c["truth_doc"]["maps"]

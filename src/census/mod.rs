@@ -2,6 +2,7 @@
 //! variables, goroutines' frames) through the heap (`roots`, `walk`, `paths`), and the fast mode that
 //! only looks at package-level variables through struct fields and pointers (`from_globals`).
 
+pub mod liveness;
 pub mod paths;
 pub mod roots;
 pub mod walk;

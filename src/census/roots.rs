@@ -2,13 +2,14 @@
 //! frames of its stack, unwound from its saved `sched.sp`/`sched.pc` with the executable's call frame
 //! information, and the locals and arguments each frame holds at its PC.
 //!
-//! Liveness: a frame variable counts only where its DWARF location list covers the frame's PC (the
-//! compiler ends a variable's range where its last use is). The runtime's own stack maps are not
-//! read yet, so a stack slot the compiler still describes after the variable's last use can claim
-//! a map that the garbage collector would not keep.
+//! Liveness: a frame variable counts only where its DWARF location list covers the frame's PC, and
+//! where the runtime's stack maps at that PC (`liveness.rs`) say one of its words is a live pointer:
+//! DWARF often still describes a stack slot after the variable's last use. A frame whose stack maps
+//! cannot be read keeps DWARF's answer.
 
 use crate::binary::frames::{Frames, Loc};
 use crate::binary::unwind::Unwinder;
+use super::liveness::Pclntab;
 use crate::binary::TypeId;
 use crate::error::{Error, Result};
 use crate::memory::MemoryExt;
@@ -58,6 +59,10 @@ pub struct Goroutine {
     pub frames: Vec<Frame>,
     /// Why the stack walk stopped early or did not start, if it did.
     pub note: Option<String>,
+    /// Frame variables DWARF places on the stack that the runtime's stack maps say are dead.
+    pub dead_vars: u64,
+    /// Frames whose stack maps could not be read (their variables are judged by DWARF alone).
+    pub unknown_liveness: u64,
 }
 
 /// Caps: a corrupt allgs or stack cannot make the walk unbounded.
@@ -174,6 +179,7 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
     let (allgs, _) = t.global_addr("runtime.allgs").ok_or_else(|| Error::Binary("no runtime.allgs in DWARF".into()))?;
     let lay = g_layout(t)?;
     let st = stacks(t)?;
+    let pcln = super::liveness::Pclntab::load(t);
     let arr = t.mem.u64_at(allgs)?;
     let n = t.mem.u64_at(allgs + 8)?.min(MAX_GOROUTINES);
     let mut out = Vec::new();
@@ -192,7 +198,7 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
         }
         let goid = t.mem.u64_at(g + lay.goid).unwrap_or(0);
         let reason = t.mem.u8_at(g + lay.waitreason).unwrap_or(0);
-        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: wait_reason(t, reason), frames: Vec::new(), note: None };
+        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: wait_reason(t, reason), frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
         let word = |off: Option<u64>| off.and_then(|o| t.mem.u64_at(g + o).ok()).unwrap_or(0);
         let (mut sp, mut pc) = (word(Some(lay.sched_sp)), word(Some(lay.sched_pc)));
         if status & !0x1000 == 3 && word(lay.syscallsp) != 0 {
@@ -204,14 +210,15 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
         } else if sp == 0 || pc == 0 {
             gr.note = Some("no saved stack pointer".into());
         } else {
-            walk_stack(t, &st, &mut gr, pc, sp, (lo, hi), roots);
+            walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), roots);
         }
         out.push(gr);
     }
     Ok(out)
 }
 
-fn walk_stack(t: &Target, st: &Stacks, gr: &mut Goroutine, mut pc: u64, mut sp: u64, (lo, hi): (u64, u64), roots: &mut Vec<Root>) {
+#[allow(clippy::too_many_arguments)]
+fn walk_stack(t: &Target, st: &Stacks, pcln: Option<&Pclntab>, gr: &mut Goroutine, mut pc: u64, mut sp: u64, (lo, hi): (u64, u64), roots: &mut Vec<Root>) {
     for depth in 0..MAX_FRAMES {
         let lpc = pc.wrapping_sub(t.bias);
         let Some((function, entry)) = st.frames.function(lpc) else {
@@ -225,14 +232,25 @@ fn walk_stack(t: &Target, st: &Stacks, gr: &mut Goroutine, mut pc: u64, mut sp: 
             gr.note = Some(format!("no call frame information at {function}"));
             return;
         };
+        let live = pcln.and_then(|p| p.frame(t, pc, sp, step.cfa));
+        if live.is_none() {
+            gr.unknown_liveness += 1;
+        }
         if let Ok((_, locals)) = st.frames.locals(at) {
             for l in locals {
                 if let Loc::Cfa(off) = l.loc {
+                    let addr = step.cfa.wrapping_add(off as u64);
+                    let size = t.bin.dwarf.size_of(l.ty).unwrap_or(8);
+                    // The runtime's stack map has the last word on liveness; DWARF's range otherwise.
+                    if live.as_ref().and_then(|v| v.is_live(addr, size)) == Some(false) {
+                        gr.dead_vars += 1;
+                        continue;
+                    }
                     roots.push(Root {
                         kind: RootKind::Goroutine { goid: gr.goid, function: function.clone() },
                         // `&x`: a variable moved to the heap; its slot holds the pointer.
                         variable: l.name.trim_start_matches('&').to_string(),
-                        addr: step.cfa.wrapping_add(off as u64),
+                        addr,
                         ty: l.ty,
                     });
                 }
