@@ -3,7 +3,7 @@
 
 use crate::binary::{Binary, TypeId};
 use crate::error::{Error, Result};
-use crate::heap::{AllocRules, HeapIndex};
+use crate::heap::{AllocRules, HeapIndex, HeapLayout};
 use crate::layout::{Impl, MapType};
 use crate::memory::{Memory, MemoryExt};
 use crate::value::Plans;
@@ -18,7 +18,9 @@ pub struct Target {
     pub plans: Plans,
     layouts: Mutex<HashMap<TypeId, Arc<MapType>>>,
     types_base: OnceLock<Option<u64>>,
-    heap: OnceLock<std::result::Result<Arc<HeapIndex>, String>>,
+    /// The heap index with the fingerprint it was built at (empty for a core, which cannot change).
+    heap: Mutex<Option<(Option<Vec<u64>>, std::result::Result<Arc<HeapIndex>, String>)>>,
+    heap_layout: OnceLock<std::result::Result<HeapLayout, String>>,
     alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
 }
 
@@ -32,7 +34,7 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: OnceLock::new(), alloc_rules: OnceLock::new() }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new() }
     }
 
     /// The layout of a map type, discovered once.
@@ -47,12 +49,26 @@ impl Target {
         Ok(m)
     }
 
-    /// The heap index (spans and objects), built on first use and shared by every command.
+    /// The heap index (spans and objects), built on first use and shared by every command. A live
+    /// target's index is rebuilt when the heap's counters show that its spans may have changed
+    /// (a debugger session keeps its target while the process runs).
     pub fn heap(&self) -> Result<Arc<HeapIndex>> {
-        self.heap
-            .get_or_init(|| HeapIndex::load(self).map(Arc::new).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(|e| Error::Layout(format!("heap index unavailable: {e}")))
+        let fail = |e: &str| Error::Layout(format!("heap index unavailable: {e}"));
+        let layout = self
+            .heap_layout
+            .get_or_init(|| HeapLayout::discover(&self.bin.dwarf, self.bias).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| fail(e))?;
+        let fp = if self.mem.is_live() { HeapIndex::fingerprint(&*self.mem, layout) } else { Some(Vec::new()) };
+        let mut cache = self.heap.lock().map_err(|_| fail("lock poisoned"))?;
+        if let Some((f, r)) = cache.as_ref() {
+            if fp.is_some() && *f == fp {
+                return r.clone().map_err(|e| fail(&e));
+            }
+        }
+        let r = HeapIndex::read(&*self.mem, layout).map(Arc::new).map_err(|e| e.to_string());
+        *cache = Some((fp, r.clone()));
+        r.map_err(|e| fail(&e))
     }
 
     /// The allocator's size classes and rules, read from the binary's data once.

@@ -7,7 +7,9 @@
 //! `mSpanInUse`) come from the binary's DWARF. Everything read is untrusted: loops are capped,
 //! impossible spans are dropped and counted, overlapping spans are dropped.
 
+pub mod account;
 pub mod classes;
+pub mod fuzz;
 
 pub use classes::AllocRules;
 
@@ -110,6 +112,9 @@ pub struct HeapLayout {
     /// The value of `runtime.mSpanInUse`.
     pub in_use_state: u64,
     pub page_size: u64,
+    /// mheap counters that change whenever the set of spans can have changed (sweepgen,
+    /// pagesSwept, pagesInUse): a live target's index is rebuilt when they read differently.
+    pub fingerprint: Vec<IntField>,
 }
 
 impl HeapLayout {
@@ -137,6 +142,7 @@ impl HeapLayout {
             state: f("state")?,
             in_use_state: in_use_state as u64,
             page_size: classes::page_size(d)?,
+            fingerprint: ["sweepgen", "pagesSwept", "pagesInUse"].iter().filter_map(|n| IntField::discover(d, g.ty, n)).collect(),
         })
     }
 }
@@ -163,6 +169,16 @@ impl HeapIndex {
     pub fn load(t: &crate::target::Target) -> Result<HeapIndex> {
         let layout = HeapLayout::discover(&t.bin.dwarf, t.bias)?;
         HeapIndex::read(&*t.mem, &layout)
+    }
+
+    /// The values that change when the span set may have changed: allspans' pointer and length
+    /// and the layout's fingerprint counters (None when unreadable).
+    pub fn fingerprint(mem: &dyn Memory, l: &HeapLayout) -> Option<Vec<u64>> {
+        let mut v = vec![mem.u64_at(l.mheap.wrapping_add(l.allspans_ptr)).ok()?, mem.u64_at(l.mheap.wrapping_add(l.allspans_len)).ok()?];
+        for f in &l.fingerprint {
+            v.push(mem.uint_at(l.mheap.wrapping_add(f.offset), f.size).ok()?);
+        }
+        Some(v)
     }
 
     /// Builds the index from memory laid out as `l` says.

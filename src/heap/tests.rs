@@ -24,6 +24,7 @@ fn layout() -> HeapLayout {
         state: f(33, 1),
         in_use_state: 1,
         page_size: PAGE,
+        fingerprint: vec![f(24, 8)],
     }
 }
 
@@ -178,4 +179,38 @@ fn garbage_spans_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn fuzz_entry_survives_noise_and_crafted_inputs() {
+    let mut x = 0x2545f4914f6cdd1du64;
+    for n in [0usize, 7, 32, 100, 4096, 65536] {
+        let bytes: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        super::fuzz::one(&bytes);
+    }
+    // A well-formed input: allspans (1 entry) right after mheap, pointing at one mspan.
+    let base = super::fuzz::BASE;
+    let mut d = vec![0u8; 128];
+    d[0..8].copy_from_slice(&(base + 32).to_le_bytes());
+    d[8..16].copy_from_slice(&1u64.to_le_bytes());
+    d[32..40].copy_from_slice(&(base + 40).to_le_bytes());
+    d[40..48].copy_from_slice(&A.to_le_bytes());
+    d[48..56].copy_from_slice(&1u64.to_le_bytes());
+    d[56..58].copy_from_slice(&1024u16.to_le_bytes());
+    d[64..72].copy_from_slice(&8u64.to_le_bytes());
+    d[72] = 2;
+    d[73] = 1;
+    super::fuzz::one(&d);
+    let mut m = ImageMemory::new();
+    m.map(base, d);
+    let h = HeapIndex::read(&m, &super::fuzz::layout()).expect("index");
+    assert_eq!(h.spans().len(), 1);
+    assert_eq!(h.object(A + 17).map(|o| (o.base, o.size)), Some((A + 16, 8)));
 }
