@@ -66,7 +66,10 @@ impl FrameLiveness {
                     }
                 }
             }
-            w += 8;
+            match w.checked_add(8) {
+                Some(n) => w = n,
+                None => break,
+            }
         }
         described.then_some(false)
     }
@@ -216,4 +219,38 @@ fn varint(buf: &mut Vec<u8>, p: &mut u64) -> Option<u32> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_truncation() {
+        let mut p = 0;
+        let mut b: Vec<u8> = vec![0x96, 0x01, 0x05];
+        b.reverse();
+        assert_eq!(varint(&mut b, &mut p), Some(150));
+        assert_eq!(varint(&mut b, &mut p), Some(5));
+        assert_eq!(p, 3);
+        assert_eq!(varint(&mut b, &mut p), None); // out of bytes: no panic
+        let mut endless = vec![0xffu8; 8];
+        assert_eq!(varint(&mut endless, &mut p), None); // longer than 5 bytes
+    }
+
+    #[test]
+    fn a_variable_is_live_by_its_words_bits() {
+        // Locals: 4 words from 0x1000, word 1 live. Args: 2 words from 0x2000, word 0 live.
+        // A stack object at 0x1010..0x1018.
+        let l = FrameLiveness { locals: (0x1000, 4, vec![0b0010]), args: (0x2000, 2, vec![0b01]), objects: vec![(0x1010, 8)] };
+        assert_eq!(l.is_live(0x1000, 8), Some(false));
+        assert_eq!(l.is_live(0x1008, 8), Some(true));
+        assert_eq!(l.is_live(0x1000, 16), Some(true)); // a two-word value with one live word
+        assert_eq!(l.is_live(0x1010, 8), Some(true)); // stack object
+        assert_eq!(l.is_live(0x1018, 8), Some(false));
+        assert_eq!(l.is_live(0x2000, 8), Some(true));
+        assert_eq!(l.is_live(0x2008, 8), Some(false));
+        assert_eq!(l.is_live(0x3000, 8), None); // not described: DWARF decides
+        assert_eq!(l.is_live(u64::MAX - 4, 8), None); // no overflow
+    }
 }

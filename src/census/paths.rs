@@ -90,3 +90,30 @@ impl Paths {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn names_read_like_go() {
+        let mut p = Paths::default();
+        let root = p.push(NONE, Step::Root(0));
+        let srv = p.push(root, Step::Field(Arc::from("cache")));
+        let shard = p.push(srv, Step::Index(3));
+        let m = p.push(shard, Step::Field(Arc::from("m")));
+        let key = p.push(m, Step::Key("\"k7\"".into()));
+        let entry = p.push(m, Step::Entry(2));
+        let iface = p.push(root, Step::Assert(Arc::from("main.mapHolder")));
+        let chan = p.push(root, Step::Buffer(0));
+        let name = |id| p.name(id, &|r| format!("root{r}"));
+        assert_eq!(name(m), "root0.cache[3].m");
+        assert_eq!(name(key), "root0.cache[3].m[\"k7\"]");
+        assert_eq!(name(entry), "root0.cache[3].m[#2]");
+        assert_eq!(name(iface), "root0.(main.mapHolder)");
+        assert_eq!(name(chan), "root0[buffer 0]");
+        assert_eq!(p.root(key), Some(0));
+        assert_eq!(p.root(12345), None);
+    }
+}

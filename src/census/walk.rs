@@ -328,7 +328,7 @@ impl<'a> Walker<'a> {
             }
             Shape::Array { elem, count, stride } => {
                 for i in 0..*count {
-                    let Some(sub) = b.get((i * stride) as usize..) else { break };
+                    let Some(sub) = i.checked_mul(*stride).and_then(|o| b.get(o as usize..)) else { break };
                     self.with_step(Step::Index(i), |w| w.scan(sub, elem));
                 }
             }
@@ -428,7 +428,7 @@ impl<'a> Walker<'a> {
         let mut i = 0;
         while i < count {
             let n = per.min(count - i);
-            let Ok(b) = self.t.mem.bytes(addr + i * size, (n * size) as usize) else { return };
+            let Ok(b) = self.t.mem.bytes(addr.wrapping_add(i.wrapping_mul(size)), (n * size) as usize) else { return };
             let b = b.into_owned();
             for j in 0..n {
                 let sub = &b[(j * size) as usize..];
@@ -461,14 +461,15 @@ impl<'a> Walker<'a> {
         let Some(esize) = d.size_of(elem) else { return };
         let Some(shape) = self.shape(elem) else { return };
         let mem = &self.t.mem;
-        let (Ok(q), Ok(sz), Ok(buf), Ok(rx)) = (mem.u64_at(addr + q), mem.u64_at(addr + sz), mem.u64_at(addr + buf), mem.u64_at(addr + rx)) else { return };
+        let at = |o: u64| mem.u64_at(addr.wrapping_add(o));
+        let (Ok(q), Ok(sz), Ok(buf), Ok(rx)) = (at(q), at(sz), at(buf), at(rx)) else { return };
         if sz == 0 || esize == 0 || buf == 0 {
             return;
         }
         self.cur = path;
         for i in 0..q.min(sz).min(MAX_ELEMS) {
             let slot = (rx.wrapping_add(i)) % sz;
-            let Ok(b) = self.t.mem.bytes(buf + slot * esize, esize as usize) else { return };
+            let Ok(b) = self.t.mem.bytes(buf.wrapping_add(slot.wrapping_mul(esize)), esize.min(CHUNK) as usize) else { return };
             let b = b.into_owned();
             self.with_step(Step::Buffer(i), |w| w.scan(&b, &shape));
         }
@@ -482,7 +483,7 @@ impl<'a> Walker<'a> {
         for (name, off, ty) in vars {
             let Some(shape) = self.shape(ty) else { continue };
             let size = self.t.bin.dwarf.size_of(ty).unwrap_or(8).min(CHUNK);
-            let Ok(b) = self.t.mem.bytes(addr + off, size as usize) else { continue };
+            let Ok(b) = self.t.mem.bytes(addr.wrapping_add(off), size as usize) else { continue };
             let b = b.into_owned();
             // `&x`: captured by reference; the path names the variable.
             let name: Arc<str> = Arc::from(name.trim_start_matches('&'));
