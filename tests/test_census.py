@@ -19,7 +19,6 @@ import pytest
 import fixturelib as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
 GDB = os.environ.get("GOMAP_GDB") or shutil.which("gdb")
 LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb") or shutil.which("lldb-16")
 
@@ -56,10 +55,7 @@ def known_gap(map_id, row):
     return None
 
 
-def gomap(*args, timeout=120):
-    p = subprocess.run([GOMAP] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+gomap = F.gomap
 
 
 def gomap_json(*args):
