@@ -282,7 +282,7 @@ _native = common.load_native()
 _LONG_HELP = """Decode Go maps (hash maps and swiss tables) in this process or core file.
 
 Usage: gomap SUBCOMMAND [OPTIONS] ARGS      (gomap SUBCOMMAND --help for its options)
-Subcommands: show, buckets, check, maps, layout (the same options and JSON as the gomap CLI).
+Subcommands: show, buckets, check, maps, holders, layout (the same options and JSON as the gomap CLI).
 EXPR is a package-level variable (main.cache, main.srv.sessions), a local of the selected frame
 or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
 `target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N);
