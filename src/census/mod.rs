@@ -105,7 +105,17 @@ pub fn census(t: &Target, opts: &Options) -> Result<Census> {
     };
     if opts.goroutines {
         match roots::goroutines(t, &mut roots) {
-            Ok(g) => goroutines = g,
+            Ok(g) => {
+                // Goroutines whose stacks were not (fully) walked: their maps may be missing.
+                let partial: Vec<_> = g.iter().filter_map(|g| g.note.as_ref().map(|n| (g, n))).collect();
+                for (g, n) in partial.iter().take(5) {
+                    notes.push(format!("goroutine {} ({}{}): {n}", g.goid, g.status, if g.wait_reason.is_empty() { String::new() } else { format!(", {}", g.wait_reason) }));
+                }
+                if partial.len() > 5 {
+                    notes.push(format!("{} more goroutines with partial stacks", partial.len() - 5));
+                }
+                goroutines = g
+            }
             Err(crate::error::Error::Interrupted) => return Err(crate::error::Error::Interrupted),
             Err(e) => notes.push(format!("goroutines not walked: {e}")),
         }
