@@ -207,7 +207,8 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
             let old = if h.mem.is_some() { mb.old_bytes } else { c.old_bytes };
             ((c.buckets + c.overflow_buckets) * 8, h.bytes.saturating_sub(old + mb.stale_bytes + mb.overflow_bytes))
         }
-        None => (h.slots, h.bytes),
+        // Groups holding only tombstones are the `stale` finding's bytes.
+        None => (h.slots, h.bytes.saturating_sub(h.swiss.as_ref().map(|s| s.stale_bytes).unwrap_or(0))),
     };
     let fill = if slots_now == 0 { 1.0 } else { h.live as f64 / slots_now as f64 };
     let rebuilt = if h.mem.is_some() { mb.rebuild } else { rebuilt_bytes(m, h.live) };
@@ -288,4 +289,70 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{ClassicStats, Health};
+    use crate::heap::account::MapBytes;
+
+    /// A classic map of `total` bytes after mass deletes: stale overflow buckets, separately
+    /// allocated overflow with entries, a tiny fill.
+    fn deleted_map(total: u64) -> Health {
+        let mb = MapBytes {
+            total,
+            exact: true,
+            rebuild: 336,
+            overflow_preallocated: 10,
+            overflow_separate: 5,
+            overflow_bytes: 5 * 144,
+            stale_separate: 100,
+            stale_bytes: 100 * 144,
+            ..Default::default()
+        };
+        Health {
+            imp: "classic",
+            live: 10,
+            deleted: 3,
+            bytes: total,
+            classic: Some(ClassicStats { b: 14, buckets: 1 << 14, overflow_buckets: 115, stale_buckets: 105, bucket_size: 144, ..Default::default() }),
+            mem: Some(mb),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn no_byte_is_counted_by_two_findings() {
+        let h = deleted_map(3 << 20);
+        let f = analyze(&crate::layout::reference::classic(false, 8), &h, &Thresholds::default(), 0, None);
+        let by = |k: &str| f.iter().find(|x| x.kind == k).and_then(|x| x.bytes);
+        assert_eq!(by("stale"), Some(100 * 144));
+        assert_eq!(by("overflow"), Some(5 * 144));
+        let sum: u64 = f.iter().filter_map(|x| x.bytes).sum();
+        assert_eq!(sum, (3 << 20) - 336, "{f:#?}");
+        assert!(f.iter().any(|x| x.kind == "oversized" && x.severity == Severity::Warning));
+        // Three deleted slots are not a tombstones finding, whatever their share.
+        assert!(!f.iter().any(|x| x.kind == "tombstones"));
+    }
+
+    #[test]
+    fn a_small_map_never_fails_check_unless_corrupt_or_written() {
+        let mut h = deleted_map(20 << 10);
+        if let Some(c) = h.classic.as_mut() {
+            c.longest_chain = 20;
+        }
+        let th = Thresholds { waste_floor: 0, ..Default::default() };
+        // With no floor the same map warns...
+        assert!(analyze(&crate::layout::reference::classic(false, 8), &h, &th, 0, None).iter().any(|x| x.severity >= Severity::Warning));
+        // ...under the default 1 MiB floor it does not.
+        let f = analyze(&crate::layout::reference::classic(false, 8), &h, &Thresholds::default(), 0, None);
+        assert!(f.iter().all(|x| x.severity == Severity::Info), "{f:#?}");
+        h.writing = true;
+        h.corrupt("count says 11 entries but 10 live slots were found");
+        let f = analyze(&crate::layout::reference::classic(false, 8), &h, &Thresholds::default(), 0, None);
+        let sev = |k: &str| f.iter().find(|x| x.kind == k).map(|x| x.severity);
+        assert_eq!(sev("writing"), Some(Severity::Warning));
+        assert_eq!(sev("corrupt"), Some(Severity::Error));
+    }
 }

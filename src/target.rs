@@ -3,12 +3,15 @@
 
 use crate::binary::{Binary, TypeId};
 use crate::error::{Error, Result};
-use crate::heap::{AllocRules, HeapIndex, HeapLayout};
+use crate::heap::{AllocRules, HeapIndex, HeapLayout, SpanLookup};
 use crate::layout::{Impl, MapType};
 use crate::memory::{Memory, MemoryExt};
 use crate::value::Plans;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// A heap index, or why it could not be built, with the fingerprint it was built at.
+type HeapCache = (Option<Vec<u64>>, std::result::Result<Arc<HeapIndex>, String>);
 
 pub struct Target {
     pub bin: Arc<Binary>,
@@ -19,9 +22,10 @@ pub struct Target {
     layouts: Mutex<HashMap<TypeId, Arc<MapType>>>,
     types_base: OnceLock<Option<u64>>,
     /// The heap index with the fingerprint it was built at (empty for a core, which cannot change).
-    heap: Mutex<Option<(Option<Vec<u64>>, std::result::Result<Arc<HeapIndex>, String>)>>,
+    heap: Mutex<Option<HeapCache>>,
     heap_layout: OnceLock<std::result::Result<HeapLayout, String>>,
     alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
+    span_lookup: OnceLock<Option<SpanLookup>>,
 }
 
 impl Target {
@@ -34,7 +38,7 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new() }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new() }
     }
 
     /// The layout of a map type, discovered once.
@@ -69,6 +73,11 @@ impl Target {
         let r = HeapIndex::read(&*self.mem, layout).map(Arc::new).map_err(|e| e.to_string());
         *cache = Some((fp, r.clone()));
         r.map_err(|e| fail(&e))
+    }
+
+    /// Point lookups of heap objects through the runtime's arena index (no index to build).
+    pub fn span_lookup(&self) -> Option<&SpanLookup> {
+        self.span_lookup.get_or_init(|| SpanLookup::discover(&self.bin.dwarf, self.bias).ok()).as_ref()
     }
 
     /// The allocator's size classes and rules, read from the binary's data once.

@@ -2,7 +2,8 @@
 //! [`HeapIndex`](super::HeapIndex) (or, when the heap cannot be read, sized with the binary's own
 //! size classes), and what `make(map[K]V, len(m))` plus re-inserting every entry would allocate.
 
-use super::{AllocRules, HeapIndex};
+use super::{AllocRules, SpanLookup};
+use crate::memory::Memory;
 use crate::binary::{Die, DwarfInfo, TypeId};
 use crate::decode::Health;
 use crate::layout::{Impl, MapType};
@@ -78,7 +79,7 @@ fn pct(share: f64) -> String {
 
 /// Sizes objects: from the heap index when it has them, else from the size classes.
 struct Sizer<'a> {
-    heap: Option<&'a HeapIndex>,
+    heap: Option<(&'a SpanLookup, &'a dyn Memory)>,
     rules: Option<&'a AllocRules>,
     seen: HashSet<u64>,
     exact: bool,
@@ -92,7 +93,7 @@ impl Sizer<'_> {
         if addr == 0 {
             return (0, 0);
         }
-        let (base, bytes) = match self.heap.and_then(|h| h.object(addr)) {
+        let (base, bytes) = match self.object(addr) {
             Some(o) => (o.base, o.size),
             None => {
                 self.exact = false;
@@ -104,6 +105,10 @@ impl Sizer<'_> {
             self.bump(part, bytes, 1);
         }
         (base, base.saturating_add(bytes))
+    }
+
+    fn object(&self, addr: u64) -> Option<super::Object> {
+        self.heap.and_then(|(l, mem)| l.object(mem, addr))
     }
 
     fn bump(&mut self, part: &'static str, bytes: u64, objects: u64) {
@@ -121,7 +126,7 @@ impl Sizer<'_> {
         if n == 0 {
             return;
         }
-        let sizes: Vec<Option<u64>> = samples.iter().map(|&p| self.heap.and_then(|h| h.object(p)).map(|o| o.size)).collect();
+        let sizes: Vec<Option<u64>> = samples.iter().map(|&p| self.object(p).map(|o| o.size)).collect();
         let each = match sizes.first() {
             Some(Some(s)) if sizes.iter().all(|x| *x == Some(*s)) => *s,
             _ => {
@@ -157,14 +162,18 @@ fn named_has_pointers(d: &DwarfInfo, name: &str) -> bool {
 
 /// The sum of the allocated sizes of everything the map at `h.address` owns.
 pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
-    let heap = t.heap().ok();
+    // A handful of objects: looked up one by one through the arena index rather than by building the
+    // whole heap index (which `census` needs, and which tests/heap_arena.rs shows agrees).
+    let lookup = t.span_lookup();
+    let in_use = lookup.and_then(|l| l.in_use_bytes(&*t.mem)).or_else(|| t.heap().ok().map(|h| h.in_use_bytes()));
     let rules = t.alloc_rules().ok();
-    let mut s = Sizer { heap: heap.as_deref(), rules: rules.as_deref(), seen: HashSet::new(), exact: heap.is_some(), parts: Vec::new() };
+    let heap = lookup.map(|l| (l, &*t.mem));
+    let mut s = Sizer { heap, rules: rules.as_deref(), seen: HashSet::new(), exact: heap.is_some(), parts: Vec::new() };
     let d = &t.bin.dwarf;
     let mut out = MapBytes::default();
     if h.address == 0 {
         out.exact = true;
-        out.heap_in_use = heap.as_ref().map(|x| x.in_use_bytes());
+        out.heap_in_use = in_use;
         return out;
     }
     let key_ptrs = has_pointers(d, m.key);
@@ -231,7 +240,7 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
     out.total = s.parts.iter().map(|p| p.bytes).sum();
     out.exact = s.exact;
     out.parts = s.parts;
-    out.heap_in_use = heap.as_ref().map(|x| x.in_use_bytes());
+    out.heap_in_use = in_use;
     out.rebuild = rebuild_bytes(t, m, h.live).unwrap_or(0);
     out
 }

@@ -8,6 +8,7 @@
 //! impossible spans are dropped and counted, overlapping spans are dropped.
 
 pub mod account;
+pub mod arena;
 pub mod classes;
 pub mod fuzz;
 
@@ -55,7 +56,7 @@ pub struct IntField {
 }
 
 impl IntField {
-    fn get(&self, bytes: &[u8]) -> u64 {
+    pub fn get(&self, bytes: &[u8]) -> u64 {
         le_uint(bytes, self.offset as usize, self.size as usize)
     }
 
@@ -256,12 +257,7 @@ impl HeapIndex {
     /// The object any address inside it belongs to (None outside in-use spans and in a span's tail).
     pub fn object(&self, addr: u64) -> Option<Object> {
         let i = self.span_of(addr)?;
-        let s = &self.spans[i];
-        if s.large {
-            return Some(Object { base: s.base, size: s.npages * self.page_size, span: i, index: 0 });
-        }
-        let index = (addr - s.base) / s.elemsize;
-        (index < s.nelems).then(|| Object { base: s.base + index * s.elemsize, size: s.elemsize, span: i, index })
+        object_in(&self.spans[i], i, addr, self.page_size)
     }
 
     /// Heap in use (MemStats.HeapInuse): `mheap_.pagesInUse` × page size when readable, else the
@@ -282,6 +278,48 @@ impl HeapIndex {
     /// Entries of `allspans` that could not be read or were impossible (a truncated core, or garbage).
     pub fn rejected(&self) -> u64 {
         self.rejected
+    }
+}
+
+/// The object of span `s` (index `i`) that holds `addr`.
+fn object_in(s: &Span, i: usize, addr: u64, page: u64) -> Option<Object> {
+    if addr < s.base || addr - s.base >= s.npages * page {
+        return None;
+    }
+    if s.large {
+        return Some(Object { base: s.base, size: s.npages * page, span: i, index: 0 });
+    }
+    let index = (addr - s.base) / s.elemsize;
+    (index < s.nelems).then(|| Object { base: s.base + index * s.elemsize, size: s.elemsize, span: i, index })
+}
+
+/// Point lookups without building the index: the runtime's own `spanOf` through the arena index
+/// (three reads per address), for commands that size a handful of objects.
+#[derive(Clone, Debug)]
+pub struct SpanLookup {
+    pub heap: HeapLayout,
+    pub arena: arena::ArenaLayout,
+}
+
+impl SpanLookup {
+    pub fn discover(d: &DwarfInfo, bias: u64) -> Result<SpanLookup> {
+        Ok(SpanLookup { heap: HeapLayout::discover(d, bias)?, arena: arena::ArenaLayout::discover(d)? })
+    }
+
+    /// The object holding `addr` (its `span` field is meaningless here: usize::MAX).
+    pub fn object(&self, mem: &dyn Memory, addr: u64) -> Option<Object> {
+        let ms = self.arena.span_of(mem, &self.heap, addr).ok().filter(|&p| p != 0)?;
+        let b = mem.bytes(ms, self.heap.span_size as usize).ok()?;
+        if self.heap.state.get(&b) != self.heap.in_use_state {
+            return None;
+        }
+        object_in(&span_from(&b, &self.heap)?, usize::MAX, addr, self.heap.page_size)
+    }
+
+    /// `mheap_.pagesInUse` × page size.
+    pub fn in_use_bytes(&self, mem: &dyn Memory) -> Option<u64> {
+        let f = self.heap.pages_in_use?;
+        mem.uint_at(self.heap.mheap.wrapping_add(f.offset), f.size).ok()?.checked_mul(self.heap.page_size)
     }
 }
 

@@ -8,24 +8,9 @@ const ALLSPANS: u64 = 0x2000;
 const SPANS: u64 = 0x10000;
 const PAGE: u64 = 8192;
 
+/// The fuzz layout, with mheap at MHEAP and its pagesInUse after allspans' cap.
 fn layout() -> HeapLayout {
-    let f = |offset, size| IntField { offset, size };
-    HeapLayout {
-        mheap: MHEAP,
-        allspans_ptr: 0,
-        allspans_len: 8,
-        pages_in_use: Some(f(24, 8)),
-        span_size: 40,
-        start_addr: f(0, 8),
-        npages: f(8, 8),
-        nelems: f(16, 2),
-        elemsize: f(24, 8),
-        spanclass: f(32, 1),
-        state: f(33, 1),
-        in_use_state: 1,
-        page_size: PAGE,
-        fingerprint: vec![f(24, 8)],
-    }
+    HeapLayout { mheap: MHEAP, pages_in_use: Some(IntField { offset: 24, size: 8 }), ..super::fuzz::layout() }
 }
 
 /// (base, npages, nelems, elemsize, spanclass, state)
