@@ -353,7 +353,7 @@ def _set_status(status):
 
 # ---- commands -------------------------------------------------------------------------------------
 
-_SUBCOMMANDS = ("show", "buckets", "check", "maps", "layout")
+_SUBCOMMANDS = ("show", "buckets", "check", "maps", "holders", "layout")
 if common._native is None:
     common._native_error = None  # sourcing again (after a build) tries to load the module again
 _native = common.load_native()
@@ -388,7 +388,7 @@ to read through gdb instead, as for remote targets)."""
         words = arg.split()
         if words and words[0] not in ("help", "-h", "--help"):
             raise gdb.GdbError('gomap: unknown subcommand "%s"; try "help gomap"' % words[0])
-        _write(self.__doc__ + "\n\nSubcommands: show, buckets, check, maps, layout, watch.")
+        _write(self.__doc__ + "\n\nSubcommands: show, buckets, check, maps, holders, layout, watch.")
 
 
 def _option_words(sub):

@@ -283,7 +283,7 @@ _native = common.load_native()
 _LONG_HELP = """Decode Go maps (hash maps and swiss tables) in this process or core file.
 
 Usage: gomap SUBCOMMAND [OPTIONS] ARGS      (gomap SUBCOMMAND --help, or help gomap SUBCOMMAND)
-Subcommands: show, buckets, check, maps, layout (the same options and JSON as the gomap CLI),
+Subcommands: show, buckets, check, maps, holders, layout (the same options and JSON as the gomap CLI),
 watch (writes, deletes and growth of one map in a live process), help.
 EXPR is a package-level variable (main.cache, main.srv.sessions), a local of the selected frame
 or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
@@ -292,7 +292,7 @@ add -P 1 (or more) to see their entries as children: typed values, so structs ex
 pointers are pointers and nested maps expand in turn.
 Tab completion: subcommands (LLDB 16 lets Python commands complete nothing else)."""
 
-_SUBCOMMANDS = ("show", "buckets", "check", "maps", "layout")
+_SUBCOMMANDS = ("show", "buckets", "check", "maps", "holders", "layout")
 
 
 class GomapSubcommand:

@@ -68,8 +68,11 @@ pub enum Cmd {
     /// Findings only, for the named maps or every map reachable from package-level variables.
     /// Exit status 1 when any finding is at warning or above.
     Check(CheckArgs),
-    /// Census of every map reachable from package-level variables.
+    /// Census of every live map: from package-level variables and every goroutine's frames through
+    /// the heap, each once, by its shortest path.
     Maps(MapsArgs),
+    /// Every path (up to a limit) that keeps one map alive.
+    Holders(HoldersArgs),
     /// What the engine discovered in this binary: Go version, implementation, structure layouts.
     /// Needs only --binary.
     Layout(LayoutArgs),
@@ -170,6 +173,14 @@ pub enum SortKey {
     Len,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum RootsMode {
+    /// Package-level variables and every goroutine's frames, through the heap.
+    All,
+    /// Package-level variables through struct fields and pointers only (fast).
+    Globals,
+}
+
 #[derive(Args, Debug)]
 pub struct MapsArgs {
     /// JSON output: a list of map objects, each with its worst finding (CONTRACT.md).
@@ -178,8 +189,30 @@ pub struct MapsArgs {
     /// Order of the rows, largest first: heap bytes, bytes a rebuild would save, or entries.
     #[arg(long, value_enum, default_value_t = SortKey::Bytes)]
     pub sort: SortKey,
+    /// Where the census starts.
+    #[arg(long, value_enum, default_value_t = RootsMode::All)]
+    pub roots: RootsMode,
+    /// Only the first N maps after sorting (0 = all).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub top: usize,
+    /// Only maps whose objects take at least B bytes.
+    #[arg(long, default_value_t = 0, value_name = "B")]
+    pub min_bytes: u64,
     #[command(flatten)]
     pub th: Thresholds,
+}
+
+#[derive(Args, Debug)]
+pub struct HoldersArgs {
+    /// The map: a package-level variable or dotted path, or 0xADDR (its header) with --type.
+    pub expr: String,
+    #[arg(long = "type", value_name = "T")]
+    pub type_name: Option<String>,
+    /// The most paths to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

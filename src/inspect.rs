@@ -148,6 +148,11 @@ pub fn run(t: &Target, cmd: &Cmd, resolver: Option<Resolver<'_>>, out: &mut dyn 
             commands::maps::maps(t, a, out)?;
             Ok(0)
         }
+        Cmd::Holders(a) => {
+            let r = resolve(t, &a.expr, a.type_name.as_deref(), resolver)?;
+            commands::holders::holders(t, &r, a, out)?;
+            Ok(0)
+        }
         Cmd::Layout(a) => {
             commands::layout::layout(t, a, out)?;
             Ok(0)

@@ -539,8 +539,9 @@ fn help_text(argv: Vec<String>) -> Option<String> {
 
 /// Subcommand names, for completion.
 #[pyfunction]
-fn subcommands() -> Vec<&'static str> {
-    vec!["show", "buckets", "check", "maps", "layout"]
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    DebuggerCli::command().get_subcommands().map(|c| c.get_name().to_string()).collect()
 }
 
 /// Checks that a core file opens (for the debugger fast path), without keeping it.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// reflect.Kind values as the Go linker records them in DW_AT_go_kind.
-mod kind {
+pub(crate) mod kind {
     pub const BOOL: u8 = 1;
     pub const INT: u8 = 2;
     pub const INT64: u8 = 6;
@@ -61,7 +61,7 @@ pub fn compile(d: &DwarfInfo, id: TypeId) -> Plan {
     compile_depth(d, id, 0)
 }
 
-fn go_kind(d: &DwarfInfo, mut id: TypeId) -> (u8, TypeId) {
+pub(crate) fn go_kind(d: &DwarfInfo, mut id: TypeId) -> (u8, TypeId) {
     for _ in 0..16 {
         let Some(t) = d.get(id) else { return (0, id) };
         if t.go_kind != 0 {
@@ -490,7 +490,7 @@ impl<'t> Renderer<'t> {
 
 /// Whether the runtime stores a value of this type directly in an interface's data word
 /// (pointer-shaped types), as the compiler decides it.
-fn direct_iface(d: &DwarfInfo, id: TypeId, depth: u32) -> bool {
+pub(crate) fn direct_iface(d: &DwarfInfo, id: TypeId, depth: u32) -> bool {
     if depth > 8 {
         return false;
     }

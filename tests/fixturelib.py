@@ -22,6 +22,14 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES_SH = os.path.join(REPO, "scripts", "fixtures.sh")
 CACHE = os.environ.get("GOMAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gomap")
+GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
+
+
+def gomap(*args, timeout: float = 120):
+    """Runs the gomap CLI: (exit status, stdout, stderr)."""
+    p = subprocess.run([GOMAP] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
 
 
 class FixturesMissing(RuntimeError):

@@ -615,7 +615,7 @@ def test_core_completion_help_and_errors(fixture, truth):
     assert set(maps) <= set(names), (maps, names)
     assert "main.cfg" not in names  # a struct, not a map
     assert g[x + 3].splitlines() == ["gomap show --limit"], g[x + 3]
-    assert sorted(l.split()[-1] for l in g[x + 4].splitlines()) == ["buckets", "check", "layout", "maps", "show", "watch"]
+    assert sorted(l.split()[-1] for l in g[x + 4].splitlines()) == ["buckets", "check", "holders", "layout", "maps", "show", "watch"]
     for sub in ("show", "buckets", "check", "maps", "layout", "watch"):
         assert "gomap %s -- " % sub in g[x + 5], g[x + 5]
     assert "--limit <LIMIT>" in g[x + 6] and "--json" in g[x + 6] and "Usage:" in g[x + 6]

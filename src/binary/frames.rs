@@ -54,11 +54,19 @@ pub struct Frames {
 const MAX_DIES: usize = 50_000_000;
 const MAX_LOCALS: usize = 10_000;
 
+/// The offset of a captured variable in its closure object, on the closure function's variables.
+const DW_AT_GO_CLOSURE_OFFSET: gimli::DwAt = gimli::DwAt(0x2907);
+
 impl Frames {
     pub fn load(path: &Path) -> Result<Frames> {
-        use object::{Object, ObjectSection};
         let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let obj = object::File::parse(&data[..]).map_err(|e| Error::Binary(format!("{}: {e}", path.display())))?;
+        Frames::from_object(&obj)
+    }
+
+    /// Indexes the functions of an already parsed executable.
+    pub fn from_object(obj: &object::File<'_>) -> Result<Frames> {
+        use object::{Object, ObjectSection};
         let endian = if obj.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
         let sections = gimli::DwarfSections::load(|id| -> Result<Vec<u8>> {
             match obj.section_by_name(id.name()) {
@@ -109,12 +117,66 @@ impl Frames {
 
     /// The function containing `pc` (link-time) and its variables live at `pc`.
     pub fn locals(&self, pc: u64) -> Result<(String, Vec<Local>)> {
-        let i = self.funcs.partition_point(|f| f.low <= pc);
-        let f = match i.checked_sub(1).map(|i| &self.funcs[i]) {
-            Some(f) if pc < f.high => f,
-            _ => return Err(Error::Expr(format!("no Go function with debug info contains pc {pc:#x}"))),
+        let Some(f) = self.func_at(pc) else {
+            return Err(Error::Expr(format!("no Go function with debug info contains pc {pc:#x}")));
         };
         self.read_locals(f, pc).map_err(|e| Error::Binary(format!("malformed DWARF: {e}")))
+    }
+
+    fn func_at(&self, pc: u64) -> Option<&Func> {
+        let i = self.funcs.partition_point(|f| f.low <= pc).checked_sub(1)?;
+        let f = &self.funcs[i];
+        (pc < f.high).then_some(f)
+    }
+
+    /// The name and entry PC of the function containing `pc` (link-time).
+    pub fn function(&self, pc: u64) -> Option<(String, u64)> {
+        let f = self.func_at(pc)?;
+        let dwarf = self.dwarf();
+        let header = dwarf.debug_info.header_from_offset(gimli::DebugInfoOffset(f.unit)).ok()?;
+        let unit = dwarf.unit(header).ok()?;
+        let mut cursor = unit.entries_at_offset(gimli::UnitOffset(f.die)).ok()?;
+        let entry = cursor.next_dfs().ok()??;
+        Some((name(&dwarf, &unit, &entry), f.low))
+    }
+
+    /// The variables a closure whose code starts at `entry` captured: name, offset in the closure
+    /// object (DW_AT_go_closure_offset, emitted by Go 1.23 and later) and type. Empty when the
+    /// compiler did not describe them.
+    pub fn closure_vars(&self, entry: u64) -> Vec<(String, u64, TypeId)> {
+        let Some(f) = self.func_at(entry) else { return Vec::new() };
+        self.read_closure_vars(f).unwrap_or_default()
+    }
+
+    fn read_closure_vars(&self, f: &Func) -> gimli::Result<Vec<(String, u64, TypeId)>> {
+        let dwarf = self.dwarf();
+        let header = dwarf.debug_info.header_from_offset(gimli::DebugInfoOffset(f.unit))?;
+        let unit = dwarf.unit(header)?;
+        let mut cursor = unit.entries_at_offset(gimli::UnitOffset(f.die))?;
+        let mut out = Vec::new();
+        let mut first = true;
+        while let Some(entry) = cursor.next_dfs()? {
+            if first {
+                first = false;
+                continue;
+            }
+            if entry.depth() <= 0 || out.len() >= MAX_LOCALS {
+                break;
+            }
+            if entry.tag() != gimli::DW_TAG_variable {
+                continue;
+            }
+            let Some(off) = entry.attr_value(DW_AT_GO_CLOSURE_OFFSET).and_then(|v| v.udata_value()) else { continue };
+            let ty = match entry.attr_value(gimli::DW_AT_type) {
+                Some(AttributeValue::UnitRef(o)) => o.to_debug_info_offset(&unit.header).map(|d| d.0 as u64),
+                Some(AttributeValue::DebugInfoRef(o)) => Some(o.0 as u64),
+                _ => None,
+            };
+            if let Some(ty) = ty {
+                out.push((name(&dwarf, &unit, &entry), off, ty));
+            }
+        }
+        Ok(out)
     }
 
     fn read_locals(&self, f: &Func, pc: u64) -> gimli::Result<(String, Vec<Local>)> {

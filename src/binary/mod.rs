@@ -3,6 +3,7 @@
 pub mod buildinfo;
 pub mod dwarf;
 pub mod frames;
+pub mod unwind;
 
 use crate::error::{Error, Result};
 use crate::memory::exe::ExeImage;

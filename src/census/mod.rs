@@ -1,7 +1,15 @@
-//! Finding maps: today, every map reachable from package-level variables through struct fields
-//! and pointers.
+//! Finding maps: the census of every live map, each by its shortest path from a root (package-level
+//! variables, goroutines' frames) through the heap (`roots`, `walk`, `paths`), and the fast mode that
+//! only looks at package-level variables through struct fields and pointers (`from_globals`).
+
+pub mod liveness;
+pub mod paths;
+pub mod roots;
+pub mod walk;
 
 use crate::binary::{Die, TypeId};
+use crate::error::Result;
+pub use roots::{Goroutine, Root, RootKind};
 use crate::inspect::MapRef;
 use crate::memory::MemoryExt;
 use crate::target::Target;
@@ -54,4 +62,86 @@ fn collect(t: &Target, name: &str, addr: u64, ty: TypeId, depth: u32, out: &mut 
         }
         _ => {}
     }
+}
+
+/// What to look for.
+#[derive(Default)]
+pub struct Options {
+    /// Also the goroutines' frames (false: package-level variables only, through the heap).
+    pub goroutines: bool,
+    /// Collect every path that holds the map with this header address.
+    pub holders_of: Option<u64>,
+}
+
+/// A map of the census: its reference (name = its shortest path) and the root that path starts at.
+pub struct Mapped {
+    pub r: MapRef,
+    pub root: Root,
+}
+
+pub struct Census {
+    pub maps: Vec<Mapped>,
+    pub goroutines: Vec<Goroutine>,
+    /// Paths to `Options::holders_of`, each with its root.
+    pub holders: Vec<(String, Root)>,
+    pub objects: u64,
+    /// The heap in use (MemStats.HeapInuse), when the heap index could be read.
+    pub heap_in_use: Option<u64>,
+    /// What the census could not do (no goroutines, a truncated walk), one line each.
+    pub notes: Vec<String>,
+}
+
+/// Every map reachable from the roots, once each, by its shortest path.
+pub fn census(t: &Target, opts: &Options) -> Result<Census> {
+    let mut roots = roots::globals(t);
+    let mut notes = Vec::new();
+    let mut goroutines = Vec::new();
+    let stacks = match roots::stacks(t) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            notes.push(format!("closures and frames not walked: {e}"));
+            None
+        }
+    };
+    if opts.goroutines {
+        match roots::goroutines(t, &mut roots) {
+            Ok(g) => {
+                // Goroutines whose stacks were not (fully) walked: their maps may be missing.
+                let partial: Vec<_> = g.iter().filter_map(|g| g.note.as_ref().map(|n| (g, n))).collect();
+                for (g, n) in partial.iter().take(5) {
+                    notes.push(format!("goroutine {} ({}{}): {n}", g.goid, g.status, if g.wait_reason.is_empty() { String::new() } else { format!(", {}", g.wait_reason) }));
+                }
+                if partial.len() > 5 {
+                    notes.push(format!("{} more goroutines with partial stacks", partial.len() - 5));
+                }
+                goroutines = g
+            }
+            Err(crate::error::Error::Interrupted) => return Err(crate::error::Error::Interrupted),
+            Err(e) => notes.push(format!("goroutines not walked: {e}")),
+        }
+    }
+    let index = t.heap();
+    let readable = walk::Readable(t);
+    let heap: &dyn walk::HeapView = match &index {
+        Ok(h) => &**h,
+        Err(e) => {
+            notes.push(format!("{e}: pointers are followed wherever memory is readable"));
+            &readable
+        }
+    };
+    let mut w = walk::Walker::new(t, heap, stacks, opts.holders_of);
+    w.run(&roots)?;
+    if let Some(why) = &w.truncated {
+        notes.push(format!("walk truncated: {why}"));
+    }
+    let root_name = |i: u32| roots.get(i as usize).map(Root::display).unwrap_or_default();
+    let root_of = |path: u32| w.paths.root(path).and_then(|i| roots.get(i as usize)).cloned();
+    let mut maps = Vec::with_capacity(w.found.len());
+    for f in &w.found {
+        let Some(root) = root_of(f.path) else { continue };
+        maps.push(Mapped { r: MapRef { name: w.paths.name(f.path, &root_name), addr: f.header, ty: f.ty }, root });
+    }
+    let holders = w.holders.iter().filter_map(|&p| Some((w.paths.name(p, &root_name), root_of(p)?))).collect();
+    let heap_in_use = index.as_ref().ok().map(|h| h.in_use_bytes());
+    Ok(Census { maps, goroutines, holders, objects: w.objects_visited, heap_in_use, notes })
 }

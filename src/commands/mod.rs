@@ -4,6 +4,7 @@
 pub mod buckets;
 pub mod check;
 pub mod diff;
+pub mod holders;
 pub mod init;
 pub mod layout;
 pub mod maps;

@@ -105,7 +105,7 @@ fn sample(t: &crate::Target, args: &crate::cli::MapsArgs, pid: u32, n: u64, star
         flagged |= changed;
         let p = prev.get(&name);
         let f0 = first.entry(name.clone()).or_insert(Seen { len, bytes });
-        let worst = row.f.iter().rev().max_by_key(|x| x.severity).map(|x| x.kind);
+        let worst = crate::commands::maps::worst(&row.f).map(|x| x.kind);
         maps.push(json!({
             "name": name, "type": row.m.name, "address": format!("{:#x}", row.r.addr), "len": len, "bytes": bytes,
             "delta_len": p.map(|p| len as i64 - p.len as i64), "delta_bytes": p.map(|p| bytes as i64 - p.bytes as i64),

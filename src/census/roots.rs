@@ -1,0 +1,271 @@
+//! Roots of the census: package-level variables, and every goroutine (`runtime.allgs`) with the
+//! frames of its stack, unwound from its saved `sched.sp`/`sched.pc` with the executable's call frame
+//! information, and the locals and arguments each frame holds at its PC.
+//!
+//! Liveness: a frame variable counts only where its DWARF location list covers the frame's PC, and
+//! where the runtime's stack maps at that PC (`liveness.rs`) say one of its words is a live pointer:
+//! DWARF often still describes a stack slot after the variable's last use. A frame whose stack maps
+//! cannot be read keeps DWARF's answer.
+
+use crate::binary::frames::{Frames, Loc};
+use crate::binary::unwind::Unwinder;
+use super::liveness::Pclntab;
+use crate::binary::TypeId;
+use crate::error::{Error, Result};
+use crate::memory::MemoryExt;
+use crate::target::Target;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// What holds a root: a package-level variable, or a frame's variable in a goroutine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RootKind {
+    Global,
+    Goroutine { goid: u64, function: String },
+}
+
+/// A named place the walk starts from: `ty` stored at `addr`.
+#[derive(Clone, Debug)]
+pub struct Root {
+    pub kind: RootKind,
+    pub variable: String,
+    pub addr: u64,
+    pub ty: TypeId,
+}
+
+impl Root {
+    /// The root as the first part of a path: `main.cache`, or `main.worker:sessions` for a frame's
+    /// variable (function, colon, variable).
+    pub fn display(&self) -> String {
+        match &self.kind {
+            RootKind::Global => self.variable.clone(),
+            RootKind::Goroutine { function, .. } => format!("{function}:{}", self.variable),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub function: String,
+    pub pc: u64,
+    pub cfa: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Goroutine {
+    pub goid: u64,
+    pub status: String,
+    pub wait_reason: String,
+    pub frames: Vec<Frame>,
+    /// Why the stack walk stopped early or did not start, if it did.
+    pub note: Option<String>,
+    /// Frame variables DWARF places on the stack that the runtime's stack maps say are dead.
+    pub dead_vars: u64,
+    /// Frames whose stack maps could not be read (their variables are judged by DWARF alone).
+    pub unknown_liveness: u64,
+}
+
+/// Caps: a corrupt allgs or stack cannot make the walk unbounded.
+const MAX_GOROUTINES: u64 = 1 << 20;
+const MAX_FRAMES: usize = 4096;
+
+/// Package-level variables, in name order. The runtime's own are left out: they hold the allocator
+/// and scheduler, not the program's maps, and goroutines are reached through `allgs` instead.
+pub fn globals(t: &Target) -> Vec<Root> {
+    t.bin
+        .dwarf
+        .globals
+        .values()
+        .filter(|g| !g.name.starts_with("runtime.") && !g.name.starts_with("internal/runtime"))
+        .map(|g| Root { kind: RootKind::Global, variable: g.name.clone(), addr: g.addr.wrapping_add(t.bias), ty: g.ty })
+        .collect()
+}
+
+/// The executable's function index and call frame information, loaded once per executable.
+pub struct Stacks {
+    pub frames: Frames,
+    pub unwind: Unwinder,
+}
+
+static STACKS: Mutex<Option<(PathBuf, Arc<Stacks>)>> = Mutex::new(None);
+
+pub fn stacks(t: &Target) -> Result<Arc<Stacks>> {
+    let path = t.bin.path.clone();
+    if let Some((p, s)) = STACKS.lock().ok().and_then(|g| g.clone()) {
+        if p == path {
+            return Ok(s);
+        }
+    }
+    let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let obj = object::File::parse(&data[..]).map_err(|e| Error::Binary(format!("{}: {e}", path.display())))?;
+    let s = Arc::new(Stacks { frames: Frames::from_object(&obj)?, unwind: Unwinder::load(&obj)? });
+    if let Ok(mut g) = STACKS.lock() {
+        *g = Some((path, s.clone()));
+    }
+    Ok(s)
+}
+
+/// Field offsets of runtime.g, runtime.gobuf and runtime.stack, from DWARF.
+struct GLayout {
+    goid: u64,
+    status: u64,
+    waitreason: u64,
+    sched_sp: u64,
+    sched_pc: u64,
+    syscallsp: Option<u64>,
+    syscallpc: Option<u64>,
+    stack_lo: u64,
+    stack_hi: u64,
+}
+
+fn g_layout(t: &Target) -> Result<GLayout> {
+    let d = &t.bin.dwarf;
+    let g = d.named("runtime.g").ok_or_else(|| Error::Binary("no runtime.g in DWARF".into()))?;
+    let f = |name: &str| d.field(g, name).ok_or_else(|| Error::Binary(format!("runtime.g has no field {name}")));
+    let sched = f("sched")?;
+    let stack = f("stack")?;
+    let sub = |parent: &crate::binary::Field, name: &str| {
+        d.field(parent.ty, name).map(|x| parent.offset + x.offset).ok_or_else(|| Error::Binary(format!("runtime.g.{} has no field {name}", parent.name)))
+    };
+    Ok(GLayout {
+        goid: f("goid")?.offset,
+        status: f("atomicstatus")?.offset,
+        waitreason: f("waitreason")?.offset,
+        sched_sp: sub(sched, "sp")?,
+        sched_pc: sub(sched, "pc")?,
+        syscallsp: d.field(g, "syscallsp").map(|x| x.offset),
+        syscallpc: d.field(g, "syscallpc").map(|x| x.offset),
+        stack_lo: sub(stack, "lo")?,
+        stack_hi: sub(stack, "hi")?,
+    })
+}
+
+fn status_name(s: u32) -> &'static str {
+    match s & !0x1000 {
+        0 => "idle",
+        1 => "runnable",
+        2 => "running",
+        3 => "syscall",
+        4 => "waiting",
+        6 => "dead",
+        8 => "copystack",
+        9 => "preempted",
+        _ => "unknown",
+    }
+}
+
+/// The runtime's text for a wait reason (`runtime.waitReasonStrings`), or its number.
+fn wait_reason(t: &Target, r: u8) -> String {
+    if r == 0 {
+        return String::new();
+    }
+    let read = || -> Option<String> {
+        let (addr, ty) = t.global_addr("runtime.waitReasonStrings")?;
+        let n = t.bin.dwarf.size_of(ty)? / 16;
+        if r as u64 >= n {
+            return None;
+        }
+        let s = addr + r as u64 * 16;
+        let (p, len) = (t.mem.u64_at(s).ok()?, t.mem.u64_at(s + 8).ok()?);
+        let b = t.mem.bytes(p, len.min(128) as usize).ok()?;
+        Some(String::from_utf8_lossy(&b).into_owned())
+    };
+    read().unwrap_or_else(|| format!("reason {r}"))
+}
+
+/// Every goroutine in `runtime.allgs` (dead ones left out) with its frames, and the roots its
+/// frames hold: every local and argument whose location covers the frame's PC and is on the stack.
+pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
+    let (allgs, _) = t.global_addr("runtime.allgs").ok_or_else(|| Error::Binary("no runtime.allgs in DWARF".into()))?;
+    let lay = g_layout(t)?;
+    let st = stacks(t)?;
+    let pcln = super::liveness::Pclntab::load(t);
+    let arr = t.mem.u64_at(allgs)?;
+    let n = t.mem.u64_at(allgs + 8)?.min(MAX_GOROUTINES);
+    let mut out = Vec::new();
+    for i in 0..n {
+        if crate::decode::interrupted() {
+            return Err(Error::Interrupted);
+        }
+        let Ok(g) = t.mem.u64_at(arr + i * 8) else { continue };
+        if g == 0 {
+            continue;
+        }
+        let Ok(status) = t.mem.uint_at(g + lay.status, 4) else { continue };
+        let status = status as u32;
+        if status & !0x1000 == 6 || status & !0x1000 == 0 {
+            continue;
+        }
+        let goid = t.mem.u64_at(g + lay.goid).unwrap_or(0);
+        let reason = t.mem.u8_at(g + lay.waitreason).unwrap_or(0);
+        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: wait_reason(t, reason), frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
+        let word = |off: Option<u64>| off.and_then(|o| t.mem.u64_at(g + o).ok()).unwrap_or(0);
+        let (mut sp, mut pc) = (word(Some(lay.sched_sp)), word(Some(lay.sched_pc)));
+        if status & !0x1000 == 3 && word(lay.syscallsp) != 0 {
+            (sp, pc) = (word(lay.syscallsp), word(lay.syscallpc));
+        }
+        let (lo, hi) = (word(Some(lay.stack_lo)), word(Some(lay.stack_hi)));
+        if status & !0x1000 == 2 {
+            gr.note = Some("running: its registers are not read, so its stack is not walked".into());
+        } else if sp == 0 || pc == 0 {
+            gr.note = Some("no saved stack pointer".into());
+        } else {
+            walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), roots);
+        }
+        out.push(gr);
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_stack(t: &Target, st: &Stacks, pcln: Option<&Pclntab>, gr: &mut Goroutine, mut pc: u64, mut sp: u64, (lo, hi): (u64, u64), roots: &mut Vec<Root>) {
+    for depth in 0..MAX_FRAMES {
+        let lpc = pc.wrapping_sub(t.bias);
+        let Some((function, entry)) = st.frames.function(lpc) else {
+            gr.note = Some(format!("no function with debug info at pc {pc:#x}"));
+            return;
+        };
+        // A saved or return PC follows a call: look up the call itself, except at a function's
+        // first instruction (a goroutine that has not started yet).
+        let at = if depth == 0 && lpc == entry { lpc } else { lpc.wrapping_sub(1) };
+        let Some(step) = st.unwind.step(at, sp) else {
+            gr.note = Some(format!("no call frame information at {function}"));
+            return;
+        };
+        let live = pcln.and_then(|p| p.frame(t, pc, sp, step.cfa));
+        if live.is_none() {
+            gr.unknown_liveness += 1;
+        }
+        if let Ok((_, locals)) = st.frames.locals(at) {
+            for l in locals {
+                if let Loc::Cfa(off) = l.loc {
+                    let addr = step.cfa.wrapping_add(off as u64);
+                    let size = t.bin.dwarf.size_of(l.ty).unwrap_or(8);
+                    // The runtime's stack map has the last word on liveness; DWARF's range otherwise.
+                    if live.as_ref().and_then(|v| v.is_live(addr, size)) == Some(false) {
+                        gr.dead_vars += 1;
+                        continue;
+                    }
+                    roots.push(Root {
+                        kind: RootKind::Goroutine { goid: gr.goid, function: function.clone() },
+                        // `&x`: a variable moved to the heap; its slot holds the pointer.
+                        variable: l.name.trim_start_matches('&').to_string(),
+                        addr,
+                        ty: l.ty,
+                    });
+                }
+            }
+        }
+        let done = function == "runtime.goexit" || function.starts_with("runtime.mstart") || function == "runtime.rt0_go";
+        gr.frames.push(Frame { function, pc, cfa: step.cfa });
+        if done {
+            return;
+        }
+        let Ok(ra) = t.mem.u64_at(step.return_address_at) else { return };
+        if ra == 0 || step.cfa <= sp || (hi != 0 && (step.cfa < lo || step.cfa > hi)) {
+            return;
+        }
+        pc = ra;
+        sp = step.cfa;
+    }
+}
