@@ -453,7 +453,7 @@ def test_completion_help_watch_and_sigurg(fixture_matrix, tag):
     out, blocks = lldb([binary], cmds)
     text = ["\n".join(lines) for _, lines in blocks]
     assert "completions: ['show']" in text[0], text[0]
-    assert "completions: ['buckets', 'check', 'help', 'layout', 'maps', 'show', 'watch']" in text[1], text[1]
+    assert "completions: ['buckets', 'check', 'help', 'holders', 'layout', 'maps', 'show', 'watch']" in text[1], text[1]
     assert text[2].count("Decode Go maps") == 1 and "watch   --" in text[2], text[2]
     assert "Subcommands: show" in text[3] and "-P 1" in text[3], text[3]
     assert "Usage: gomap watch EXPR" in text[4], text[4]

@@ -374,8 +374,14 @@ impl<'a> Walker<'a> {
 
     /// Marks the object at `p` (read as `ty`) visited; false when it was, or is not in the heap.
     fn visit(&mut self, p: u64, ty: TypeId) -> bool {
-        let Some(o) = self.heap.object(p) else { return false };
-        let fresh = if p == o.base { self.objects.insert(self.heap, &o) } else { self.interior.insert((p, ty)) };
+        let fresh = match self.heap.object(p) {
+            Some(o) if p == o.base => self.objects.insert(self.heap, &o),
+            Some(_) => self.interior.insert((p, ty)),
+            // A package-level `&T{...}` is laid out by the linker in the executable's data, not
+            // allocated: such static objects are few, so they are visited by (address, type).
+            None if self.in_image(p) => self.interior.insert((p, ty)),
+            None => return false,
+        };
         if fresh {
             self.objects_visited += 1;
             if self.objects_visited as usize > MAX_OBJECTS {
@@ -384,6 +390,12 @@ impl<'a> Walker<'a> {
             }
         }
         fresh
+    }
+
+    /// Whether `p` lies in one of the executable's loaded segments (its static data).
+    fn in_image(&self, p: u64) -> bool {
+        let v = p.wrapping_sub(self.t.bias);
+        self.t.bin.image.segments.iter().any(|s| v >= s.vaddr && v - s.vaddr < s.memsz)
     }
 
     fn follow(&mut self, p: u64, ty: TypeId, count: u64) {
