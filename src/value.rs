@@ -35,6 +35,19 @@ mod kind {
 pub const MAX_STRING: u64 = 16 << 20;
 pub const MAX_ITEMS: u64 = 4096;
 const MAX_NESTING: u32 = 32;
+/// Default string limit of text output (gdb's `print elements`); JSON has none below MAX_STRING.
+pub const TEXT_MAX_STRING: u64 = 200;
+/// How deep one key or value may nest through slices, interfaces, nested maps, structs and arrays.
+/// Each level costs a few hundred bytes of Rust stack (a nested map's walk a few KiB), so this
+/// bounds the stack whatever the data: see `render_is_bounded_on_a_small_stack`.
+pub const MAX_DEPTH: u32 = 64;
+/// How many times one object (slice array, boxed interface value, map) is rendered in full within
+/// one key or value; later references print a `shared` marker. A DAG of 2^40 paths stays linear.
+pub const MAX_SHARED: u32 = 2;
+/// Output bytes one key or value may produce beyond its strings' own limit.
+pub const ENTRY_BUDGET: usize = 1 << 20;
+/// A string length no address space can hold: a structurally impossible header, not a long string.
+const IMPOSSIBLE_STRING: u64 = 1 << 48;
 
 #[derive(Debug)]
 pub enum Plan {
@@ -46,14 +59,36 @@ pub enum Plan {
     C64,
     C128,
     Str { ptr: usize, len: usize },
-    /// Pointers, channels, funcs and unsafe.Pointer: shown as an address.
+    /// Pointers, channels and unsafe.Pointer: shown as an address.
     Addr,
+    /// A func value: a pointer to a funcval whose first word is the code address.
+    Func,
     Slice { elem: TypeId, elem_size: u64, array: usize, len: usize, cap: usize },
     Array { elem: Box<Plan>, count: u64, stride: u64 },
     Struct(Vec<(String, usize, Plan)>),
     Iface { empty: bool },
     Map(TypeId),
+    /// A type nested deeper than MAX_NESTING: legal, printed as an `elided` marker.
+    Deep,
     Unknown(String),
+}
+
+impl Plan {
+    /// Whether rendering this plan may follow a pointer into another object (a slice's array, an
+    /// interface's boxed value, a nested map): only those can repeat or contain themselves.
+    pub fn descends(&self) -> bool {
+        match self {
+            Plan::Slice { .. } | Plan::Iface { .. } | Plan::Map(_) => true,
+            Plan::Struct(fields) => fields.iter().any(|(_, _, p)| p.descends()),
+            Plan::Array { elem, .. } => elem.descends(),
+            _ => false,
+        }
+    }
+
+    /// Cheap, conservative: a scalar plan, rendered without the per-value bookkeeping.
+    fn is_leaf(&self) -> bool {
+        !matches!(self, Plan::Slice { .. } | Plan::Iface { .. } | Plan::Map(_) | Plan::Struct(_) | Plan::Array { .. })
+    }
 }
 
 /// Compiles the rendering plan for a type.
@@ -77,7 +112,7 @@ fn go_kind(d: &DwarfInfo, mut id: TypeId) -> (u8, TypeId) {
 
 fn compile_depth(d: &DwarfInfo, id: TypeId, depth: u32) -> Plan {
     if depth > MAX_NESTING {
-        return Plan::Unknown("nesting too deep".into());
+        return Plan::Deep;
     }
     let (k, kid) = go_kind(d, id);
     let size = d.size_of(id).unwrap_or(0) as usize;
@@ -92,7 +127,8 @@ fn compile_depth(d: &DwarfInfo, id: TypeId, depth: u32) -> Plan {
         kind::COMPLEX64 => Plan::C64,
         kind::COMPLEX128 => Plan::C128,
         kind::STRING => Plan::Str { ptr: fld("str", 0), len: fld("len", 8) },
-        kind::PTR | kind::CHAN | kind::FUNC | kind::UNSAFE_POINTER => Plan::Addr,
+        kind::FUNC => Plan::Func,
+        kind::PTR | kind::CHAN | kind::UNSAFE_POINTER => Plan::Addr,
         kind::MAP => Plan::Map(id),
         kind::INTERFACE => {
             let empty = d.field(layout_id, "_type").is_some() || d.name_of(kid).starts_with("interface {}");
@@ -173,19 +209,163 @@ pub enum Style {
     Text,
 }
 
+/// Why a value was not rendered in full. None of these is an error: the data is legal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Elided {
+    /// The object is already being rendered on the current path (it contains itself).
+    Cycle(u64),
+    /// The object was already rendered in full MAX_SHARED times within this key or value.
+    Shared(u64),
+    /// MAX_DEPTH levels of nesting.
+    Depth,
+    /// The key or value reached its output budget.
+    Budget,
+}
+
+/// The state of rendering one key or value: the objects open on the current path, how often each
+/// object was rendered in full, and where this key's or value's output started (its budget).
+#[derive(Default)]
+struct Walk {
+    /// Nesting of `value_with` calls: a nested map's entries re-enter at level > 0.
+    level: u32,
+    /// Plan depth a nested map's entries continue from.
+    depth_base: u32,
+    /// Nested maps being expanded on the current path.
+    maps_open: u32,
+    start: usize,
+    path: Vec<(u64, TypeId)>,
+    seen: HashMap<(u64, TypeId), u32>,
+}
+
 /// Renders values of one target. Counts the values it could not read, for the `corrupt` finding.
 pub struct Renderer<'t> {
     pub t: &'t Target,
     pub style: Style,
     /// How many levels of nested maps to expand (0: show address and len only).
     pub map_depth: u32,
+    /// Bytes of a string to print (longer ones are cut with a marker); capped at MAX_STRING.
+    pub max_string: u64,
     pub errors: std::cell::Cell<u64>,
     pub first_error: std::cell::RefCell<Option<String>>,
+    /// Values shown with an `elided` / `cycle` / `shared` marker or a cut string.
+    pub elided: std::cell::Cell<u64>,
+    walk: std::cell::RefCell<Walk>,
 }
 
 impl<'t> Renderer<'t> {
     pub fn new(t: &'t Target, style: Style, map_depth: u32) -> Self {
-        Renderer { t, style, map_depth, errors: Default::default(), first_error: Default::default() }
+        let max_string = if style == Style::Text { TEXT_MAX_STRING } else { MAX_STRING };
+        Renderer {
+            t,
+            style,
+            map_depth,
+            max_string,
+            errors: Default::default(),
+            first_error: Default::default(),
+            elided: Default::default(),
+            walk: Default::default(),
+        }
+    }
+
+    /// `--max-string N` (0: no limit below MAX_STRING).
+    pub fn with_max_string(mut self, n: Option<u64>) -> Self {
+        if let Some(n) = n {
+            self.max_string = if n == 0 { MAX_STRING } else { n.min(MAX_STRING) };
+        }
+        self
+    }
+
+    fn budget(&self) -> usize {
+        ENTRY_BUDGET + self.max_string as usize
+    }
+
+    fn over_budget(&self, out: &[u8]) -> bool {
+        out.len().saturating_sub(self.walk.borrow().start) > self.budget()
+    }
+
+    /// Opens the object at `addr` of type `ty` for a full rendering, or says why not.
+    fn enter(&self, out: &[u8], addr: u64, ty: TypeId, depth: u32) -> std::result::Result<(), Elided> {
+        if depth >= MAX_DEPTH {
+            return Err(Elided::Depth);
+        }
+        let mut w = self.walk.borrow_mut();
+        if out.len().saturating_sub(w.start) > self.budget() {
+            return Err(Elided::Budget);
+        }
+        if w.path.contains(&(addr, ty)) {
+            return Err(Elided::Cycle(addr));
+        }
+        let n = w.seen.entry((addr, ty)).or_insert(0);
+        if *n >= MAX_SHARED {
+            return Err(Elided::Shared(addr));
+        }
+        *n += 1;
+        w.path.push((addr, ty));
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.walk.borrow_mut().path.pop();
+    }
+
+    /// The marker printed in place of a value that is not rendered in full (README: "Values that
+    /// contain themselves").
+    pub fn elide(&self, out: &mut Vec<u8>, why: Elided) {
+        self.elided.set(self.elided.get() + 1);
+        let json = self.style == Style::Json;
+        let (word, addr) = match why {
+            Elided::Cycle(a) => ("cycle", Some(a)),
+            Elided::Shared(a) => ("shared", Some(a)),
+            Elided::Depth => ("depth", None),
+            Elided::Budget => ("budget", None),
+        };
+        match (addr, json) {
+            (Some(a), true) => {
+                out.extend_from_slice(b"{\"");
+                out.extend_from_slice(word.as_bytes());
+                out.extend_from_slice(b"\":");
+                hex(out, a, true);
+                out.push(b'}');
+            }
+            (Some(a), false) => {
+                out.push(b'<');
+                out.extend_from_slice(word.as_bytes());
+                out.push(b' ');
+                hex(out, a, false);
+                out.push(b'>');
+            }
+            (None, true) => {
+                out.extend_from_slice(b"{\"elided\":\"");
+                out.extend_from_slice(word.as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+            (None, false) => {
+                out.extend_from_slice(b"<elided: ");
+                out.extend_from_slice(word.as_bytes());
+                out.push(b'>');
+            }
+        }
+    }
+
+    /// Whether a nested map at this point is expanded (`--depth`), and the plan depth it is at.
+    pub(crate) fn open_map(&self, depth: u32) -> bool {
+        let mut w = self.walk.borrow_mut();
+        if w.maps_open >= self.map_depth {
+            return false;
+        }
+        w.maps_open += 1;
+        w.depth_base = depth;
+        true
+    }
+
+    pub(crate) fn close_map(&self) {
+        let mut w = self.walk.borrow_mut();
+        w.maps_open = w.maps_open.saturating_sub(1);
+    }
+
+    /// Whether the current key or value has used up its output budget (a nested map stops there).
+    pub(crate) fn budget_spent(&self, out: &[u8]) -> bool {
+        self.over_budget(out)
     }
 
     fn error(&self, out: &mut Vec<u8>, msg: String) {
@@ -211,14 +391,34 @@ impl<'t> Renderer<'t> {
     /// Renders the value of type `ty` whose bytes are `b`.
     pub fn value(&self, out: &mut Vec<u8>, ty: TypeId, b: &[u8]) {
         let plan = self.t.plans.get(&self.t.bin.dwarf, ty);
-        self.plan(out, &plan, b, 0);
+        self.value_with(out, &plan, b);
     }
 
     /// Renders with a plan the caller looked up once (`Plans::get`): the per-entry path of a walk,
     /// where a lock and a hash look-up per key and value cost more than rendering an int.
+    /// A call at the top level starts a new key or value (fresh budget, path and shared counts);
+    /// a nested map's entries continue the one they are part of.
     #[inline]
     pub fn value_with(&self, out: &mut Vec<u8>, plan: &Plan, b: &[u8]) {
-        self.plan(out, plan, b, 0);
+        if plan.is_leaf() {
+            return self.plan(out, plan, b, self.walk.borrow().depth_base);
+        }
+        let depth = {
+            let mut w = self.walk.borrow_mut();
+            if w.level == 0 {
+                w.start = out.len();
+                w.path.clear();
+                if !w.seen.is_empty() {
+                    w.seen.clear();
+                }
+                w.depth_base = 0;
+            }
+            w.level += 1;
+            w.depth_base
+        };
+        self.plan(out, plan, b, depth);
+        let mut w = self.walk.borrow_mut();
+        w.level = w.level.saturating_sub(1);
     }
 
     /// Starts loading the string bytes a value's rendering will read (a string, or the string fields
@@ -286,6 +486,8 @@ impl<'t> Renderer<'t> {
                 self.string(out, p, n);
             }
             Plan::Addr => hex(out, le_uint(b, 0, 8), json),
+            Plan::Func => self.func(out, le_uint(b, 0, 8)),
+            Plan::Deep => self.elide(out, Elided::Depth),
             Plan::Map(id) => self.nested_map(out, *id, le_uint(b, 0, 8), depth),
             Plan::Iface { empty } => self.iface(out, *empty, le_uint(b, 0, 8), le_uint(b, 8, 8), depth),
             Plan::Slice { elem, elem_size, array, len, cap } => {
@@ -293,22 +495,33 @@ impl<'t> Renderer<'t> {
                 self.slice(out, *elem, *elem_size, p, n, c, depth);
             }
             Plan::Array { elem, count, stride } => {
+                if depth >= MAX_DEPTH {
+                    return self.elide(out, Elided::Depth);
+                }
                 out.push(b'[');
-                let shown = (*count).min(MAX_ITEMS);
+                let mut shown = (*count).min(MAX_ITEMS);
                 for i in 0..shown {
                     if i > 0 {
                         out.extend_from_slice(if json { b"," } else { b", " });
+                    }
+                    if self.over_budget(out) {
+                        self.elide(out, Elided::Budget);
+                        shown = i;
+                        break;
                     }
                     let at = (i * stride) as usize;
                     let sub = b.get(at..at + *stride as usize).unwrap_or(&[]);
                     self.plan(out, elem, sub, depth + 1);
                 }
-                if shown < *count {
+                if shown < *count && shown == MAX_ITEMS {
                     out.extend_from_slice(if json { b",\"...\"" } else { b", ..." });
                 }
                 out.push(b']');
             }
             Plan::Struct(fields) => {
+                if depth >= MAX_DEPTH {
+                    return self.elide(out, Elided::Depth);
+                }
                 out.push(b'{');
                 for (i, (name, off, fp)) in fields.iter().enumerate() {
                     if i > 0 {
@@ -334,22 +547,75 @@ impl<'t> Renderer<'t> {
             out.extend_from_slice(b"\"\"");
             return;
         }
-        if n > MAX_STRING {
-            return self.error(out, format!("string of {n} bytes at {p:#x} is over the {} MiB limit", MAX_STRING >> 20));
+        if n >= IMPOSSIBLE_STRING {
+            return self.error(out, format!("impossible string: {n} bytes at {p:#x}"));
         }
-        match self.t.mem.bytes(p, n as usize) {
-            Ok(bytes) => match std::str::from_utf8(&bytes) {
-                Ok(s) => json_str(out, s),
-                Err(_) if self.style == Style::Json => {
-                    out.extend_from_slice(b"{\"bytes\":\"");
-                    for &c in bytes.iter() {
-                        out.extend_from_slice(&HEX[c as usize]);
+        // Cut at --max-string, and at what is left of the budget (a wrong --type reads garbage lengths).
+        let left = self.budget().saturating_sub(out.len().saturating_sub(self.walk.borrow().start)) as u64;
+        let shown = n.min(self.max_string).min(left.max(16));
+        let cut = shown < n;
+        let json = self.style == Style::Json;
+        if cut {
+            self.elided.set(self.elided.get() + 1);
+            if json {
+                out.extend_from_slice(b"{\"len\":");
+                push_u64(out, n);
+                out.extend_from_slice(b",\"prefix\":");
+            }
+        }
+        match self.t.mem.bytes(p, shown as usize) {
+            Ok(bytes) => {
+                // A cut may split a UTF-8 sequence: keep the prefix up to the last whole character.
+                let bytes: &[u8] = if cut { valid_prefix(&bytes) } else { &bytes };
+                match std::str::from_utf8(bytes) {
+                    Ok(s) => json_str(out, s),
+                    Err(_) if json => {
+                        out.extend_from_slice(b"{\"bytes\":\"");
+                        for &c in bytes.iter() {
+                            out.extend_from_slice(&HEX[c as usize]);
+                        }
+                        out.extend_from_slice(b"\"}");
                     }
-                    out.extend_from_slice(b"\"}");
+                    Err(_) => go_quote_bytes(out, bytes),
                 }
-                Err(_) => go_quote_bytes(out, &bytes),
-            },
+            }
             Err(e) => self.error(out, e.to_string()),
+        }
+        if cut {
+            if json {
+                out.push(b'}');
+            } else {
+                out.extend_from_slice(b"...(");
+                push_u64(out, n);
+                out.extend_from_slice(b" bytes)");
+            }
+        }
+    }
+
+    /// A func value: the funcval's first word is the code address; the symbol table names it.
+    fn func(&self, out: &mut Vec<u8>, funcval: u64) {
+        let json = self.style == Style::Json;
+        if funcval == 0 {
+            return hex(out, 0, json);
+        }
+        let pc = match self.t.mem.u64_at(funcval) {
+            Ok(pc) => pc,
+            Err(e) => return self.error(out, format!("func value {funcval:#x}: {e}")),
+        };
+        let name = self.t.bin.function_at(pc.wrapping_sub(self.t.bias));
+        if json {
+            out.push(b'"');
+        }
+        hex(out, pc, false);
+        if let Some(name) = name {
+            out.push(b' ');
+            // Function names are plain Go identifiers and dots, but they come from the binary.
+            let mut quoted = Vec::new();
+            json_str(&mut quoted, name);
+            out.extend_from_slice(&quoted[1..quoted.len() - 1]);
+        }
+        if json {
+            out.push(b'"');
         }
     }
 
@@ -371,8 +637,28 @@ impl<'t> Renderer<'t> {
             }
             return;
         }
-        let shown = n.min(MAX_ITEMS);
         let plan = self.t.plans.get(&self.t.bin.dwarf, elem);
+        if n > 0 && plan.descends() {
+            if let Err(why) = self.enter(out, p, elem, depth) {
+                self.elide(out, why);
+                if json {
+                    out.push(b'}');
+                }
+                return;
+            }
+            self.slice_items(out, &plan, elem_size, p, n, depth);
+            self.leave();
+        } else {
+            self.slice_items(out, &plan, elem_size, p, n, depth);
+        }
+        if json {
+            out.push(b'}');
+        }
+    }
+
+    fn slice_items(&self, out: &mut Vec<u8>, plan: &Plan, elem_size: u64, p: u64, n: u64, depth: u32) {
+        let json = self.style == Style::Json;
+        let shown = n.min(MAX_ITEMS);
         let bytes = match elem_size.checked_mul(shown) {
             Some(total) if total as usize <= crate::memory::MAX_READ => self.t.mem.bytes(p, total as usize),
             _ => Err(crate::error::Error::unreadable(p, usize::MAX, "slice too large")),
@@ -380,33 +666,46 @@ impl<'t> Renderer<'t> {
         match bytes {
             Ok(bytes) => {
                 out.push(b'[');
+                let mut cut = shown < n;
                 for i in 0..shown {
                     if i > 0 {
                         out.extend_from_slice(if json { b"," } else { b", " });
                     }
+                    if self.over_budget(out) {
+                        self.elide(out, Elided::Budget);
+                        cut = false;
+                        break;
+                    }
                     let at = (i * elem_size) as usize;
-                    self.plan(out, &plan, bytes.get(at..at + elem_size as usize).unwrap_or(&[]), depth + 1);
+                    self.plan(out, plan, bytes.get(at..at + elem_size as usize).unwrap_or(&[]), depth + 1);
                 }
-                if shown < n {
+                if cut {
                     out.extend_from_slice(if json { b",\"...\"" } else { b", ..." });
                 }
                 out.push(b']');
             }
             Err(e) => self.error(out, e.to_string()),
         }
-        if json {
-            out.push(b'}');
-        }
     }
 
     fn nested_map(&self, out: &mut Vec<u8>, id: TypeId, addr: u64, depth: u32) {
         let json = self.style == Style::Json;
-        if self.map_depth > depth && addr != 0 {
-            // Expanded: the nested map's entries, as an object of key/value pairs list.
-            match crate::commands::nested_entries(self, id, addr, depth + 1, out) {
-                Ok(()) => return,
-                Err(e) => return self.error(out, e.to_string()),
+        if addr != 0 && self.map_depth > 0 {
+            if let Err(why) = self.enter(out, addr, id, depth) {
+                return self.elide(out, why);
             }
+            let expand = self.open_map(depth + 1);
+            if expand {
+                // Expanded: the nested map's entries, as an object of key/value pairs list.
+                let r = crate::commands::nested_entries(self, id, addr, out);
+                self.close_map();
+                self.leave();
+                match r {
+                    Ok(()) => return,
+                    Err(e) => return self.error(out, e.to_string()),
+                }
+            }
+            self.leave();
         }
         let len = self.t.map_len(id, addr);
         match len {
@@ -441,6 +740,14 @@ impl<'t> Renderer<'t> {
             Err(e) => return self.error(out, e.to_string()),
         };
         let (name, ty) = self.t.runtime_type(rtype);
+        let boxed = match ty {
+            Some(ty) => !direct_iface(&self.t.bin.dwarf, ty, 0) && self.t.bin.dwarf.size_of(ty).unwrap_or(0) > 0,
+            None => false,
+        };
+        let entered = match (boxed, ty) {
+            (true, Some(ty)) => Some(self.enter(out, data, ty, depth)),
+            _ => None,
+        };
         if json {
             out.extend_from_slice(b"{\"type\":");
             json_str(out, &name);
@@ -450,8 +757,9 @@ impl<'t> Renderer<'t> {
         }
         // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
         let start = out.len();
-        match ty {
-            Some(ty) => {
+        match (entered, ty) {
+            (Some(Err(why)), _) => self.elide(out, why),
+            (_, Some(ty)) => {
                 let d = &self.t.bin.dwarf;
                 let size = d.size_of(ty).unwrap_or(0);
                 if direct_iface(d, ty, 0) {
@@ -465,7 +773,10 @@ impl<'t> Renderer<'t> {
                     }
                 }
             }
-            None => hex(out, data, json),
+            (_, None) => hex(out, data, json),
+        }
+        if matches!(entered, Some(Ok(()))) {
+            self.leave();
         }
         if json {
             out.push(b'}');
@@ -478,8 +789,8 @@ impl<'t> Renderer<'t> {
     }
 
     fn value_depth(&self, out: &mut Vec<u8>, ty: TypeId, b: &[u8], depth: u32) {
-        if depth > MAX_NESTING {
-            return self.error(out, "value nested too deeply".into());
+        if depth >= MAX_DEPTH {
+            return self.elide(out, Elided::Depth);
         }
         let plan = self.t.plans.get(&self.t.bin.dwarf, ty);
         self.plan(out, &plan, b, depth);
@@ -665,6 +976,15 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The longest prefix that does not end inside a UTF-8 sequence (a cut string stays readable).
+fn valid_prefix(b: &[u8]) -> &[u8] {
+    match std::str::from_utf8(b) {
+        Ok(_) => b,
+        Err(e) if e.error_len().is_none() => &b[..e.valid_up_to()],
+        Err(_) => b,
+    }
 }
 
 /// A Go-quoted string for bytes that are not valid UTF-8 ("\xff" escapes).

@@ -30,6 +30,9 @@ pub(crate) struct EntryWriter<'a, 'r> {
     pub(crate) n: u64,
     pub(crate) more: bool,
     pub(crate) io_error: Option<std::io::Error>,
+    /// Entries of a nested map inside one key or value: text entries on one line, and the walk
+    /// stops when that key or value has spent its output budget.
+    nested: bool,
 }
 
 impl<'a, 'r> EntryWriter<'a, 'r> {
@@ -37,7 +40,7 @@ impl<'a, 'r> EntryWriter<'a, 'r> {
     pub(crate) fn new(r: &'a Renderer<'r>, out: Vec<u8>, sink: Option<&'a mut dyn Write>, key: TypeId, elem: TypeId, limit: u64) -> Self {
         let d = &r.t.bin.dwarf;
         let (key, elem) = (r.t.plans.get(d, key), r.t.plans.get(d, elem));
-        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None }
+        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None, nested: false }
     }
 
     pub(crate) fn flush(&mut self) {
@@ -68,7 +71,23 @@ impl Visitor for EntryWriter<'_, '_> {
         if self.io_error.is_some() {
             return false;
         }
+        if self.nested && self.r.budget_spent(&self.out) {
+            if self.n > 0 {
+                self.out.extend_from_slice(if self.r.style == Style::Json { b"," } else { b", " });
+            }
+            self.r.elide(&mut self.out, crate::value::Elided::Budget);
+            self.more = true;
+            return false;
+        }
         match self.r.style {
+            Style::Text if self.nested => {
+                if self.n > 0 {
+                    self.out.extend_from_slice(b", ");
+                }
+                self.r.value_with(&mut self.out, &self.key, k);
+                self.out.extend_from_slice(b": ");
+                self.r.value_with(&mut self.out, &self.elem, e);
+            }
             Style::Json => {
                 if self.n > 0 {
                     self.out.push(b',');
@@ -96,24 +115,33 @@ impl Visitor for EntryWriter<'_, '_> {
 }
 
 /// Nested map expansion for `--depth`: {"address", "len", "entries": [...]} in place of the value.
-pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, depth: u32, out: &mut Vec<u8>) -> Result<()> {
+/// The entries are rendered by the same renderer into the same buffer, so they share the enclosing
+/// key's or value's budget, depth and cycle detection.
+pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, out: &mut Vec<u8>) -> Result<()> {
     let t = r.t;
     let m = t.map_type(id)?;
-    let inner = Renderer::new(t, r.style, r.map_depth.saturating_sub(depth));
-    let mut w = EntryWriter::new(&inner, Vec::new(), None, m.key, m.elem, MAX_ITEMS);
-    let h = decode::walk(t, &m, addr, &mut w)?;
-    if r.style == Style::Json {
+    let len = t.map_len(id, addr)?;
+    let json = r.style == Style::Json;
+    let mark = out.len();
+    if json {
         out.extend_from_slice(b"{\"address\":");
         hex(out, addr, true);
-        out.extend_from_slice(format!(",\"len\":{},\"entries\":[", h.len).as_bytes());
-        out.extend_from_slice(&w.out);
-        out.extend_from_slice(b"]}");
+        out.extend_from_slice(format!(",\"len\":{len},\"entries\":[").as_bytes());
     } else {
-        out.extend_from_slice(format!("map[len={}]{{", h.len).as_bytes());
-        let text = String::from_utf8_lossy(&w.out).trim_end().replace("\n  ", ", ");
-        out.extend_from_slice(text.trim_start().as_bytes());
-        out.push(b'}');
+        out.extend_from_slice(format!("map[len={len}]{{").as_bytes());
     }
+    let mut w = EntryWriter::new(r, std::mem::take(out), None, m.key, m.elem, MAX_ITEMS);
+    w.nested = true;
+    let walked = decode::walk(t, &m, addr, &mut w);
+    *out = std::mem::take(&mut w.out);
+    if let Err(e) = walked {
+        out.truncate(mark);
+        return Err(e);
+    }
+    if w.more && !r.budget_spent(out) {
+        out.extend_from_slice(if json { b",\"...\"" } else { b", ..." });
+    }
+    out.extend_from_slice(if json { b"]}" } else { b"}" });
     Ok(())
 }
 
