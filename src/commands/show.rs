@@ -26,7 +26,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
     let th = a.th.to_core();
     if a.json {
         let style = Style::Json;
-        let rend = Renderer::new(t, style, a.depth);
+        let rend = Renderer::new(t, style, a.depth).with_max_string(a.max_string);
         let hdr = serde_json::to_string(&Value::Object(header_json(t, r, &m, len))).unwrap_or_default();
         out.write_all(&hdr.as_bytes()[..hdr.len() - 1]).map_err(io)?;
         out.write_all(b",\"entries\":[").map_err(io)?;
@@ -47,7 +47,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         out.write_all(b"\n").map_err(io)?;
         return Ok(f);
     }
-    let rend = Renderer::new(t, Style::Text, a.depth);
+    let rend = Renderer::new(t, Style::Text, a.depth).with_max_string(a.max_string);
     let mut w = EntryWriter::new(&rend, Vec::new(), None, m.key, m.elem, a.limit);
     let mut h = decode::walk(t, &m, r.addr, &mut w)?;
     len_changed(&mut h, len);
