@@ -15,6 +15,7 @@ pub mod findings;
 pub mod inspect;
 pub mod layout;
 pub mod memory;
+pub mod rtype;
 pub mod target;
 pub mod value;
 

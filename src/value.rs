@@ -4,12 +4,13 @@
 
 use crate::binary::{Die, DwarfInfo, TypeId};
 use crate::memory::{le_uint, MemoryExt};
+use crate::rtype::{RtLayout, RtShape};
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// reflect.Kind values as the Go linker records them in DW_AT_go_kind.
-mod kind {
+pub(crate) mod kind {
     pub const BOOL: u8 = 1;
     pub const INT: u8 = 2;
     pub const INT64: u8 = 6;
@@ -70,6 +71,10 @@ pub enum Plan {
     Map(TypeId),
     /// A type nested deeper than MAX_NESTING: legal, printed as an `elided` marker.
     Deep,
+    /// A slice whose element type is known only from its runtime type descriptor (no DWARF).
+    RtSlice { elem: u64, elem_size: u64 },
+    /// A value we can only locate (a map without DWARF, an unreadable descriptor): its address.
+    Opaque,
     Unknown(String),
 }
 
@@ -78,7 +83,7 @@ impl Plan {
     /// interface's boxed value, a nested map): only those can repeat or contain themselves.
     pub fn descends(&self) -> bool {
         match self {
-            Plan::Slice { .. } | Plan::Iface { .. } | Plan::Map(_) => true,
+            Plan::Slice { .. } | Plan::RtSlice { .. } | Plan::Iface { .. } | Plan::Map(_) => true,
             Plan::Struct(fields) => fields.iter().any(|(_, _, p)| p.descends()),
             Plan::Array { elem, .. } => elem.descends(),
             _ => false,
@@ -87,7 +92,10 @@ impl Plan {
 
     /// Cheap, conservative: a scalar plan, rendered without the per-value bookkeeping.
     fn is_leaf(&self) -> bool {
-        !matches!(self, Plan::Slice { .. } | Plan::Iface { .. } | Plan::Map(_) | Plan::Struct(_) | Plan::Array { .. })
+        !matches!(
+            self,
+            Plan::Slice { .. } | Plan::RtSlice { .. } | Plan::Iface { .. } | Plan::Map(_) | Plan::Struct(_) | Plan::Array { .. }
+        )
     }
 }
 
@@ -187,6 +195,114 @@ fn compile_depth(d: &DwarfInfo, id: TypeId, depth: u32) -> Plan {
 #[derive(Default)]
 pub struct Plans {
     cache: Mutex<HashMap<TypeId, Arc<Plan>>>,
+    /// Plans of runtime type descriptors without a DWARF entry, by descriptor address.
+    rt_cache: Mutex<HashMap<u64, Arc<Plan>>>,
+    rt: std::sync::OnceLock<RtLayout>,
+}
+
+/// The DWARF type of a descriptor, unless GOMAP_DESCRIPTORS_ONLY=1 asks to render interface values
+/// from their runtime type descriptors alone (how the tests check that path on every toolchain,
+/// whichever types the linker happened to describe).
+fn dwarf_of(t: &Target, rtype: u64) -> Option<TypeId> {
+    if descriptors_only() {
+        return None;
+    }
+    t.dwarf_type_of(rtype)
+}
+
+fn descriptors_only() -> bool {
+    static ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ONLY.get_or_init(|| std::env::var_os("GOMAP_DESCRIPTORS_ONLY").is_some_and(|v| v == "1"))
+}
+
+/// Path and shared-count identity of a descriptor-only type (DWARF type ids are DIE offsets, far below).
+fn rt_key(rtype: u64) -> TypeId {
+    rtype | 1 << 63
+}
+
+impl Plans {
+    /// The plan of a runtime type descriptor: its DWARF type's when it has one, else one compiled
+    /// from the descriptor itself.
+    pub fn rtype(&self, t: &Target, rtype: u64) -> Arc<Plan> {
+        if let Some(id) = dwarf_of(t, rtype) {
+            return self.get(&t.bin.dwarf, id);
+        }
+        if let Some(p) = self.rt_cache.lock().ok().and_then(|c| c.get(&rtype).cloned()) {
+            return p;
+        }
+        let p = Arc::new(self.compile_rtype(t, rtype, 0));
+        if let Ok(mut c) = self.rt_cache.lock() {
+            c.insert(rtype, p.clone());
+        }
+        p
+    }
+
+    pub(crate) fn rt_layout(&self, t: &Target) -> &RtLayout {
+        self.rt.get_or_init(|| RtLayout::discover(&t.bin.dwarf))
+    }
+
+    fn compile_rtype(&self, t: &Target, rtype: u64, depth: u32) -> Plan {
+        if depth > MAX_NESTING {
+            return Plan::Deep;
+        }
+        if let Some(id) = dwarf_of(t, rtype) {
+            return compile_depth(&t.bin.dwarf, id, depth);
+        }
+        let l = self.rt_layout(t);
+        let size_of = |r: u64| l.kind_size(t, r).map(|(_, s)| s);
+        match l.shape(t, rtype) {
+            Some(RtShape::Scalar { kind, size }) => match kind {
+                kind::BOOL => Plan::Bool,
+                kind::INT..=kind::INT64 => Plan::Int(size as usize),
+                kind::UINT..=kind::UINTPTR => Plan::Uint(size as usize),
+                kind::FLOAT32 => Plan::F32,
+                kind::FLOAT64 => Plan::F64,
+                kind::COMPLEX64 => Plan::C64,
+                kind::COMPLEX128 => Plan::C128,
+                // The runtime's own string header: data pointer, then length.
+                kind::STRING => Plan::Str { ptr: 0, len: 8 },
+                kind::FUNC => Plan::Func,
+                kind::PTR | kind::CHAN | kind::UNSAFE_POINTER => Plan::Addr,
+                _ => Plan::Opaque,
+            },
+            Some(RtShape::Slice { elem }) => match size_of(elem) {
+                Some(elem_size) => Plan::RtSlice { elem, elem_size },
+                None => Plan::Opaque,
+            },
+            Some(RtShape::Array { elem, len }) => match size_of(elem) {
+                Some(stride) => Plan::Array { elem: Box::new(self.compile_rtype(t, elem, depth + 1)), count: len, stride },
+                None => Plan::Opaque,
+            },
+            Some(RtShape::Struct(fields)) => Plan::Struct(
+                fields
+                    .into_iter()
+                    .map(|(name, off, typ)| (name, off as usize, self.compile_rtype(t, typ, depth + 1)))
+                    .collect(),
+            ),
+            Some(RtShape::Iface { empty }) => Plan::Iface { empty },
+            None => Plan::Opaque,
+        }
+    }
+
+    /// Whether the runtime stores a value of this descriptor's type directly in an interface's data
+    /// word: the compiler's rule (pointer-shaped types) applied to the descriptor's shape.
+    pub(crate) fn rt_direct(&self, t: &Target, rtype: u64, depth: u32) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        if let Some(id) = dwarf_of(t, rtype) {
+            return direct_iface(&t.bin.dwarf, id, 0);
+        }
+        let l = self.rt_layout(t);
+        match l.shape(t, rtype) {
+            Some(RtShape::Scalar { kind, .. }) => {
+                matches!(kind, kind::PTR | kind::CHAN | kind::MAP | kind::FUNC | kind::UNSAFE_POINTER)
+            }
+            Some(RtShape::Struct(f)) if f.len() == 1 => self.rt_direct(t, f[0].2, depth + 1),
+            Some(RtShape::Array { elem, len: 1 }) => self.rt_direct(t, elem, depth + 1),
+            _ => false,
+        }
+    }
 }
 
 impl Plans {
@@ -485,14 +601,21 @@ impl<'t> Renderer<'t> {
                 let (p, n) = (le_uint(b, *ptr, 8), le_uint(b, *len, 8));
                 self.string(out, p, n);
             }
-            Plan::Addr => hex(out, le_uint(b, 0, 8), json),
+            Plan::Addr | Plan::Opaque => hex(out, le_uint(b, 0, 8), json),
             Plan::Func => self.func(out, le_uint(b, 0, 8)),
             Plan::Deep => self.elide(out, Elided::Depth),
             Plan::Map(id) => self.nested_map(out, *id, le_uint(b, 0, 8), depth),
             Plan::Iface { empty } => self.iface(out, *empty, le_uint(b, 0, 8), le_uint(b, 8, 8), depth),
             Plan::Slice { elem, elem_size, array, len, cap } => {
                 let (p, n, c) = (le_uint(b, *array, 8), le_uint(b, *len, 8), le_uint(b, *cap, 8));
-                self.slice(out, *elem, *elem_size, p, n, c, depth);
+                let plan = self.t.plans.get(&self.t.bin.dwarf, *elem);
+                self.slice(out, *elem, &plan, *elem_size, p, n, c, depth);
+            }
+            Plan::RtSlice { elem, elem_size } => {
+                // The runtime's slice header: array, len, cap.
+                let (p, n, c) = (le_uint(b, 0, 8), le_uint(b, 8, 8), le_uint(b, 16, 8));
+                let plan = self.t.plans.rtype(self.t, *elem);
+                self.slice(out, rt_key(*elem), &plan, *elem_size, p, n, c, depth);
             }
             Plan::Array { elem, count, stride } => {
                 if depth >= MAX_DEPTH {
@@ -620,7 +743,7 @@ impl<'t> Renderer<'t> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn slice(&self, out: &mut Vec<u8>, elem: TypeId, elem_size: u64, p: u64, n: u64, c: u64, depth: u32) {
+    fn slice(&self, out: &mut Vec<u8>, elem: TypeId, plan: &Plan, elem_size: u64, p: u64, n: u64, c: u64, depth: u32) {
         let json = self.style == Style::Json;
         if json {
             out.extend_from_slice(b"{\"len\":");
@@ -637,7 +760,6 @@ impl<'t> Renderer<'t> {
             }
             return;
         }
-        let plan = self.t.plans.get(&self.t.bin.dwarf, elem);
         if n > 0 && plan.descends() {
             if let Err(why) = self.enter(out, p, elem, depth) {
                 self.elide(out, why);
@@ -646,10 +768,10 @@ impl<'t> Renderer<'t> {
                 }
                 return;
             }
-            self.slice_items(out, &plan, elem_size, p, n, depth);
+            self.slice_items(out, plan, elem_size, p, n, depth);
             self.leave();
         } else {
-            self.slice_items(out, &plan, elem_size, p, n, depth);
+            self.slice_items(out, plan, elem_size, p, n, depth);
         }
         if json {
             out.push(b'}');
@@ -740,14 +862,21 @@ impl<'t> Renderer<'t> {
             Err(e) => return self.error(out, e.to_string()),
         };
         let (name, ty) = self.t.runtime_type(rtype);
-        let boxed = match ty {
-            Some(ty) => !direct_iface(&self.t.bin.dwarf, ty, 0) && self.t.bin.dwarf.size_of(ty).unwrap_or(0) > 0,
-            None => false,
+        let ty = if descriptors_only() { None } else { ty };
+        // The dynamic type from DWARF, or else from its runtime type descriptor.
+        let plans = &self.t.plans;
+        let (key, plan, size, direct) = match ty {
+            Some(ty) => {
+                let d = &self.t.bin.dwarf;
+                (ty, plans.get(d, ty), d.size_of(ty).unwrap_or(0), direct_iface(d, ty, 0))
+            }
+            None => {
+                let size = plans.rt_layout(self.t).kind_size(self.t, rtype).map(|(_, s)| s).unwrap_or(0);
+                (rt_key(rtype), plans.rtype(self.t, rtype), size, plans.rt_direct(self.t, rtype, 0))
+            }
         };
-        let entered = match (boxed, ty) {
-            (true, Some(ty)) => Some(self.enter(out, data, ty, depth)),
-            _ => None,
-        };
+        let boxed = !direct && size > 0 && !matches!(*plan, Plan::Opaque);
+        let entered = if boxed { Some(self.enter(out, data, key, depth)) } else { None };
         if json {
             out.extend_from_slice(b"{\"type\":");
             json_str(out, &name);
@@ -757,23 +886,16 @@ impl<'t> Renderer<'t> {
         }
         // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
         let start = out.len();
-        match (entered, ty) {
-            (Some(Err(why)), _) => self.elide(out, why),
-            (_, Some(ty)) => {
-                let d = &self.t.bin.dwarf;
-                let size = d.size_of(ty).unwrap_or(0);
-                if direct_iface(d, ty, 0) {
-                    self.value_depth(out, ty, &data.to_le_bytes(), depth + 1);
-                } else if size == 0 {
-                    self.value_depth(out, ty, &[], depth + 1);
-                } else {
-                    match self.t.mem.bytes(data, size as usize) {
-                        Ok(b) => self.value_depth(out, ty, &b, depth + 1),
-                        Err(e) => self.error(out, e.to_string()),
-                    }
-                }
-            }
-            (_, None) => hex(out, data, json),
+        match entered {
+            Some(Err(why)) => self.elide(out, why),
+            _ if matches!(*plan, Plan::Opaque) => hex(out, data, json),
+            _ if depth + 1 >= MAX_DEPTH => self.elide(out, Elided::Depth),
+            _ if direct => self.plan(out, &plan, &data.to_le_bytes(), depth + 1),
+            _ if size == 0 => self.plan(out, &plan, &[], depth + 1),
+            _ => match self.t.mem.bytes(data, size.min(crate::memory::MAX_READ as u64) as usize) {
+                Ok(b) => self.plan(out, &plan, &b, depth + 1),
+                Err(e) => self.error(out, e.to_string()),
+            },
         }
         if matches!(entered, Some(Ok(()))) {
             self.leave();
@@ -788,13 +910,6 @@ impl<'t> Renderer<'t> {
         }
     }
 
-    fn value_depth(&self, out: &mut Vec<u8>, ty: TypeId, b: &[u8], depth: u32) {
-        if depth >= MAX_DEPTH {
-            return self.elide(out, Elided::Depth);
-        }
-        let plan = self.t.plans.get(&self.t.bin.dwarf, ty);
-        self.plan(out, &plan, b, depth);
-    }
 }
 
 /// Whether the runtime stores a value of this type directly in an interface's data word
