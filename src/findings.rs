@@ -102,60 +102,62 @@ pub fn rebuilt_bytes(m: &MapType, len: u64) -> u64 {
 pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, first_value_error: Option<&str>) -> Vec<Finding> {
     let mut out = Vec::new();
     let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    let mb = h.mem.clone().unwrap_or_default();
     if let Some(c) = &h.classic {
+        // Bytes of the old array and its own overflow buckets: only `growing` counts them.
+        let old_bytes = if h.mem.is_some() { mb.old_bytes } else { c.old_bytes };
         if c.oldbuckets != 0 {
             let kind = if c.same_size_grow { "same-size grow (too many overflow buckets)" } else { "doubling" };
             // Growth in progress is normal for a map that is being written; it is a problem when the
-            // old array holds real memory (a read-only map never finishes evacuating it).
+            // old array holds real memory: evacuation advances only in growWork, which mapassign and
+            // mapdelete call, so a map that is now only read keeps both arrays.
             out.push(Finding {
                 kind: "growing",
-                severity: if c.old_bytes >= th.waste_floor { Severity::Warning } else { Severity::Info },
+                severity: if old_bytes >= th.waste_floor { Severity::Warning } else { Severity::Info },
                 message: format!(
-                    "map is growing ({kind}): {} of {} old buckets evacuated (nevacuate {}); the old array still holds {}. \
-                     Evacuation only advances on writes: a map that is now only read keeps both arrays forever",
-                    c.evacuated_old, c.old_buckets, c.nevacuate, human(c.old_bytes)
+                    "map is growing ({kind}): {} of {} old buckets evacuated (nevacuate {}); the old array and its overflow buckets still hold {}. \
+                     Evacuation only advances on writes (growWork in mapassign/mapdelete): a map that is now only read keeps both arrays",
+                    c.evacuated_old, c.old_buckets, c.nevacuate, human(old_bytes)
                 ),
-                bytes: Some(c.old_bytes),
+                bytes: Some(old_bytes),
                 numbers: json!({"evacuated": c.evacuated_old, "old_buckets": c.old_buckets, "nevacuate": c.nevacuate,
-                                "old_bytes": c.old_bytes, "same_size_grow": c.same_size_grow}),
+                                "old_bytes": old_bytes, "same_size_grow": c.same_size_grow}),
             });
         }
-        let evac_bytes = if c.oldbuckets != 0 { c.evacuated_old * c.bucket_size } else { 0 };
-        let stale_bytes = c.stale_bytes + evac_bytes;
-        if c.stale_buckets > 0 || (c.oldbuckets != 0 && c.evacuated_old > 0) {
-            let total = c.buckets + c.overflow_buckets;
+        // Overflow buckets stay linked until the map grows (only hashGrow/evacuate drop them), so
+        // after mass deletes whole overflow buckets hold nothing. Those allocated separately are
+        // bytes a rebuild would not need; those from the preallocated region are part of the array.
+        if c.stale_buckets > 0 {
+            let total = c.overflow_buckets;
             out.push(Finding {
                 kind: "stale",
-                severity: if stale_bytes >= th.waste_floor || pct(c.stale_buckets, total) >= 25.0 { Severity::Warning } else { Severity::Info },
-                message: {
-                    let mut parts = Vec::new();
-                    if c.stale_buckets > 0 {
-                        parts.push(format!("{} buckets hold only deleted slots", c.stale_buckets));
-                    }
-                    if c.oldbuckets != 0 && c.evacuated_old > 0 {
-                        parts.push(format!("{} evacuated old buckets are still reachable", c.evacuated_old));
-                    }
-                    format!("{}: {} held by buckets with no live entry", parts.join(" and "), human(stale_bytes))
-                },
-                bytes: Some(stale_bytes),
-                numbers: json!({"stale_buckets": c.stale_buckets, "evacuated_old": c.evacuated_old, "buckets": total}),
+                severity: if mb.stale_bytes >= th.waste_floor { Severity::Warning } else { Severity::Info },
+                message: format!(
+                    "{} of {} overflow buckets hold no live entry but stay linked (the runtime unlinks overflow buckets only when the map grows); \
+                     {} of them were allocated separately: {}",
+                    c.stale_buckets, total, mb.stale_separate, human(mb.stale_bytes)
+                ),
+                bytes: Some(mb.stale_bytes),
+                numbers: json!({"stale_buckets": c.stale_buckets, "stale_separate": mb.stale_separate, "overflow_buckets": total}),
             });
         }
         if c.overflow_buckets > 0 {
-            let warn = c.longest_chain >= th.chain || c.overflow_buckets >= c.buckets;
+            let warn = (c.longest_chain >= th.chain || c.overflow_buckets >= c.buckets) && mb.overflow_bytes >= th.waste_floor;
             out.push(Finding {
                 kind: "overflow",
                 severity: if warn { Severity::Warning } else { Severity::Info },
                 message: format!(
-                    "{} overflow buckets in {} chains (longest chain {} buckets) for {} buckets",
-                    c.overflow_buckets, c.chains_with_overflow, c.longest_chain, c.buckets
+                    "{} overflow buckets in {} chains (longest chain {} buckets) for {} buckets: {} from the array's preallocated overflow region (newoverflow takes those first, no extra memory), \
+                     {} allocated separately holding live entries ({})",
+                    c.overflow_buckets, c.chains_with_overflow, c.longest_chain, c.buckets, mb.overflow_preallocated, mb.overflow_separate, human(mb.overflow_bytes)
                 ),
-                bytes: Some(c.overflow_buckets * c.bucket_size),
+                bytes: Some(mb.overflow_bytes),
                 numbers: json!({"overflow_buckets": c.overflow_buckets, "chains": c.chains_with_overflow,
-                                "longest_chain": c.longest_chain, "buckets": c.buckets, "noverflow": c.noverflow}),
+                                "longest_chain": c.longest_chain, "buckets": c.buckets, "noverflow": c.noverflow,
+                                "preallocated": mb.overflow_preallocated, "separate": mb.overflow_separate}),
             });
         }
-        let used = h.live + h.deleted;
+    let used = h.live + h.deleted;
         if h.deleted >= 8 && pct(h.deleted, used) >= th.tombstone_share * 100.0 {
             out.push(Finding {
                 kind: "tombstones",
@@ -180,13 +182,14 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
             });
         }
         let used = h.live + h.deleted;
-        if h.deleted > 0 && (pct(h.deleted, used) >= th.tombstone_share * 100.0 || s.exhausted_tables > 0) {
+        if h.deleted >= 8 && (pct(h.deleted, used) >= th.tombstone_share * 100.0 || s.exhausted_tables > 0) {
             out.push(Finding {
                 kind: "tombstones",
                 severity: if s.exhausted_tables > 0 || pct(h.deleted, used) >= 50.0 { Severity::Warning } else { Severity::Info },
                 message: format!(
                     "{} deleted (0xFE) slots, {:.0}% of used slots; worst table {:#x} has {} of {} slots deleted; \
-                     {} tables have growthLeft exhausted by tombstones (their next insert rehashes)",
+                     {} tables have growthLeft 0 while holding tombstones (their next insert of a new key first prunes tombstones on Go >= 1.25, \
+                     table.pruneTombstones, and otherwise rehashes the table in place or grows it, table.rehash)",
                     h.deleted, pct(h.deleted, used), s.worst_table_addr, s.worst_table_deleted, s.worst_table_slots, s.exhausted_tables
                 ),
                 bytes: None,
@@ -196,20 +199,25 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
             });
         }
     }
-    // Oversized: measured on the current array only (the old one is reported by `growing`).
+    // Oversized: the current structure against what a rebuild would allocate. The old array
+    // (`growing`), stale and separately allocated overflow buckets (`stale`, `overflow`) are left
+    // out, so no byte is counted by two findings.
     let (slots_now, bytes_now) = match &h.classic {
-        Some(c) => ((c.buckets + c.overflow_buckets) * 8, h.bytes - c.old_bytes),
+        Some(c) => {
+            let old = if h.mem.is_some() { mb.old_bytes } else { c.old_bytes };
+            ((c.buckets + c.overflow_buckets) * 8, h.bytes.saturating_sub(old + mb.stale_bytes + mb.overflow_bytes))
+        }
         None => (h.slots, h.bytes),
     };
     let fill = if slots_now == 0 { 1.0 } else { h.live as f64 / slots_now as f64 };
-    let rebuilt = rebuilt_bytes(m, h.live);
+    let rebuilt = if h.mem.is_some() { mb.rebuild } else { rebuilt_bytes(m, h.live) };
     let waste = bytes_now.saturating_sub(rebuilt);
     if slots_now > 0 && fill < th.fill && waste >= th.waste_floor {
         out.push(Finding {
             kind: "oversized",
             severity: Severity::Warning,
             message: format!(
-                "{} live entries in {} slots (fill {:.3} < {}): the map holds {} and never shrinks; a rebuilt map would need about {} (saves {})",
+                "{} live entries in {} slots (fill {:.3} < {}): the map holds {} and never shrinks; make(map, len) and re-inserting would allocate {} (saves {})",
                 h.live, slots_now, fill, th.fill, human(bytes_now), human(rebuilt), human(waste)
             ),
             bytes: Some(waste),
@@ -234,7 +242,9 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
         out.push(Finding {
             kind: "iterating",
             severity: Severity::Info,
-            message: "iterator flags are set: the map has been iterated since it was created or last grew (the runtime never clears these flags, so this is not proof of an iteration in flight)".into(),
+            // mapiterinit sets iterator|oldIterator; nothing clears them when the iteration ends. Only
+            // hashGrow touches them: it clears both and sets oldIterator if iterator was set.
+            message: "iterator flags are set: an iteration started at some point (they stay set after it ends; only hashGrow rewrites them), so this is not proof of an iteration in flight".into(),
             bytes: None,
             numbers: json!({"iterating": true}),
         });
@@ -252,6 +262,13 @@ pub fn analyze(m: &MapType, h: &Health, th: &Thresholds, value_errors: u64, firs
             bytes: None,
             numbers: json!({"problems": problems, "value_errors": value_errors}),
         });
+    }
+    // A map smaller than the waste floor is not worth a failing `check`: only corruption and a
+    // write in flight stay warnings or errors there.
+    if h.mem.is_some() && h.bytes < th.waste_floor {
+        for f in out.iter_mut().filter(|f| f.kind != "corrupt" && f.kind != "writing") {
+            f.severity = f.severity.min(Severity::Info);
+        }
     }
     if h.interrupted {
         out.push(Finding {

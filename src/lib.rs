@@ -12,6 +12,7 @@ pub mod commands;
 pub mod decode;
 pub mod error;
 pub mod findings;
+pub mod heap;
 pub mod inspect;
 pub mod layout;
 pub mod memory;

@@ -3,6 +3,7 @@
 
 use crate::binary::{Binary, TypeId};
 use crate::error::{Error, Result};
+use crate::heap::{AllocRules, HeapIndex};
 use crate::layout::{Impl, MapType};
 use crate::memory::{Memory, MemoryExt};
 use crate::value::Plans;
@@ -17,6 +18,8 @@ pub struct Target {
     pub plans: Plans,
     layouts: Mutex<HashMap<TypeId, Arc<MapType>>>,
     types_base: OnceLock<Option<u64>>,
+    heap: OnceLock<std::result::Result<Arc<HeapIndex>, String>>,
+    alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
 }
 
 impl Target {
@@ -29,7 +32,7 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new() }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: OnceLock::new(), alloc_rules: OnceLock::new() }
     }
 
     /// The layout of a map type, discovered once.
@@ -42,6 +45,27 @@ impl Target {
             l.insert(id, m.clone());
         }
         Ok(m)
+    }
+
+    /// The heap index (spans and objects), built on first use and shared by every command.
+    pub fn heap(&self) -> Result<Arc<HeapIndex>> {
+        self.heap
+            .get_or_init(|| HeapIndex::load(self).map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| Error::Layout(format!("heap index unavailable: {e}")))
+    }
+
+    /// The allocator's size classes and rules, read from the binary's data once.
+    pub fn alloc_rules(&self) -> Result<Arc<AllocRules>> {
+        self.alloc_rules
+            .get_or_init(|| {
+                AllocRules::load(&self.bin.dwarf, &*self.mem, self.bias)
+                    .or_else(|_| AllocRules::load(&self.bin.dwarf, &crate::heap::classes::ExeFile(&self.bin.image), 0))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| Error::Layout(format!("size classes unavailable: {e}")))
     }
 
     /// The number of entries the header claims (hmap.count / Map.used).

@@ -60,6 +60,8 @@ pub struct DwarfInfo {
     pub by_name: HashMap<String, TypeId>,
     pub by_runtime_type: HashMap<u64, TypeId>,
     pub globals: BTreeMap<String, Global>,
+    /// Package-level integer constants the Go compiler records (`runtime._PageSize`, `runtime.mSpanInUse`, ...).
+    pub consts: HashMap<String, i64>,
 }
 
 type R<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -151,6 +153,16 @@ impl DwarfInfo {
                         }
                         continue;
                     }
+                    gimli::DW_TAG_constant if depth == 1 => {
+                        if let Some(v) = entry.attr_value(gimli::DW_AT_const_value) {
+                            if let Some(c) = v.sdata_value().or_else(|| v.udata_value().map(|u| u as i64)) {
+                                if !name.is_empty() {
+                                    self.consts.insert(name, c);
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     gimli::DW_TAG_variable if depth == 1 => {
                         if let (Some(t), Some(addr)) = (ty, location_addr(entry.attr_value(gimli::DW_AT_location))) {
                             if !name.is_empty() {
@@ -200,6 +212,11 @@ impl DwarfInfo {
             }
         }
         Ok(())
+    }
+
+    /// The first of `names` that is a recorded integer constant.
+    pub fn constant(&self, names: &[&str]) -> Option<i64> {
+        names.iter().find_map(|n| self.consts.get(*n).copied())
     }
 
     pub fn get(&self, id: TypeId) -> Option<&TypeInfo> {

@@ -211,7 +211,7 @@ pub fn buckets(t: &Target, r: &MapRef, a: &BucketsArgs, out: &mut dyn Write) -> 
         let key = if matches!(m.imp, Impl::Classic(_)) { "buckets" } else { "tables" };
         out.write_all(format!(",\"{key}\":[").as_bytes()).map_err(io)?;
         let mut d = BucketDump { json: true, out: Vec::with_capacity(1 << 17), sink: out, range, rows: 0, run: None, lines: 0, max_lines: u64::MAX, omitted: 0, cur_table: None, table_open: false, io_error: None };
-        let h = decode::walk(t, &m, r.addr, &mut d)?;
+        let h = decode::walk_map(t, &m, r.addr, &mut d)?;
         if d.table_open {
             d.out.extend_from_slice(b"]}");
         }
@@ -231,7 +231,7 @@ pub fn buckets(t: &Target, r: &MapRef, a: &BucketsArgs, out: &mut dyn Write) -> 
     let legend_text: Vec<String> = legend.as_object().map(|o| o.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect()).unwrap_or_default();
     writeln!(out, "legend: {}", legend_text.join("  ")).map_err(io)?;
     let mut d = BucketDump { json: false, out: Vec::new(), sink: out, range, rows: 0, run: None, lines: 0, max_lines: if range.is_some() { u64::MAX } else { 200 }, omitted: 0, cur_table: None, table_open: false, io_error: None };
-    let h = decode::walk(t, &m, r.addr, &mut d)?;
+    let h = decode::walk_map(t, &m, r.addr, &mut d)?;
     d.end_run();
     let omitted = d.omitted;
     d.force_flush();

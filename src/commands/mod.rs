@@ -169,6 +169,9 @@ pub(crate) fn stats_line(h: &Health) -> String {
         "slots {} live {} deleted {} empty {} fill {:.3} bytes {}",
         h.slots, h.live, h.deleted, h.empty, h.fill(), human(h.bytes)
     );
+    if let Some(mb) = &h.mem {
+        s += &format!("\n{}", mb.line());
+    }
     if let Some(c) = &h.classic {
         s += &format!("\nB {} buckets {} overflow {} (noverflow {}) longest chain {} flags {:#x}", c.b, c.buckets, c.overflow_buckets, c.noverflow, c.longest_chain, c.flags);
         if c.oldbuckets != 0 {
@@ -204,7 +207,7 @@ pub(crate) fn io(e: std::io::Error) -> Error {
 /// Health of one map without its entries (check, maps).
 pub fn health(t: &Target, r: &MapRef, th: &Thresholds) -> Result<(Arc<MapType>, Health, Vec<Finding>)> {
     let m = t.map_type(r.ty)?;
-    let h = decode::walk(t, &m, r.addr, &mut decode::NoVisit)?;
+    let h = decode::walk_map(t, &m, r.addr, &mut decode::NoVisit)?;
     let f = findings_of(&m, &h, th, None);
     Ok((m, h, f))
 }

@@ -31,7 +31,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         out.write_all(&hdr.as_bytes()[..hdr.len() - 1]).map_err(io)?;
         out.write_all(b",\"entries\":[").map_err(io)?;
         let mut w = EntryWriter::new(&rend, Vec::with_capacity(1 << 17), Some(out), m.key, m.elem, a.limit);
-        let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+        let mut h = decode::walk_map(t, &m, r.addr, &mut w)?;
         len_changed(&mut h, len);
         w.flush();
         let (more, io_err) = (w.more, w.io_error.take());
@@ -49,7 +49,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
     }
     let rend = Renderer::new(t, Style::Text, a.depth).with_max_string(a.max_string);
     let mut w = EntryWriter::new(&rend, Vec::new(), None, m.key, m.elem, a.limit);
-    let mut h = decode::walk(t, &m, r.addr, &mut w)?;
+    let mut h = decode::walk_map(t, &m, r.addr, &mut w)?;
     len_changed(&mut h, len);
     let f = findings_of(&m, &h, &th, Some(&rend));
     let hdr = match &m.imp {

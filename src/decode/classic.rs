@@ -63,7 +63,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
     let hdr = mem
         .bytes(addr, c.header_size as usize)
         .map_err(|e| Error::Expr(format!("map header at {addr:#x} is unreadable: {e}")))?;
-    let s = ClassicStats {
+    let mut s = ClassicStats {
         b: c.b.get(&hdr),
         flags: c.flags.get(&hdr),
         noverflow: c.noverflow.get(&hdr),
@@ -77,6 +77,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
     h.iterating = s.flags & (FLAG_ITERATOR | FLAG_OLD_ITERATOR) != 0;
     h.bytes = c.header_size;
     let buckets = c.buckets.get(&hdr);
+    s.buckets_addr = buckets;
     let want_entries = v.wants_entries();
     let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, misplaced_evacuated: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new() };
     if w.s.b > MAX_B {
@@ -171,14 +172,12 @@ impl Walker<'_> {
     /// A bucket and its overflow chain.
     fn chain(&mut self, first: &[u8], addr: u64, old: bool, index: u64, v: &mut dyn Visitor) {
         let bs = self.c.bucket_size;
-        let mut live = 0u64;
         let mut tomb = 0u64;
         let evacuated = (EVACUATED_X..=EVACUATED_EMPTY).contains(&first[self.c.tophash as usize]);
         if old && evacuated {
             self.s.evacuated_old += 1;
         }
-        let (l, d) = self.bucket(first, addr, old, index, 0, v);
-        live += l;
+        let (_, d) = self.bucket(first, addr, old, index, 0, v);
         tomb += d;
         let mut len = 1u64;
         let mut next = self.c.overflow.get(first);
@@ -209,10 +208,16 @@ impl Walker<'_> {
             }
             let b = std::mem::take(&mut buf);
             let (l, d) = self.bucket(&b, next, old, index, len as u32, v);
+            if self.s.overflow_list.len() < super::MAX_OBJECTS {
+                self.s.overflow_list.push(super::OverflowBucket { addr: next, old, live: l > 0 });
+            }
+            if !old && l == 0 {
+                self.s.stale_buckets += 1;
+                self.s.stale_bytes += bs;
+            }
             if changed_since(self.mem, next, &b) {
                 self.changed += 1;
             }
-            live += l;
             tomb += d;
             if old {
                 self.s.old_overflow_buckets += 1;
@@ -228,10 +233,6 @@ impl Walker<'_> {
         }
         if !old {
             self.s.longest_chain = self.s.longest_chain.max(len);
-        }
-        if live == 0 && tomb > 0 {
-            self.s.stale_buckets += len;
-            self.s.stale_bytes += len * bs;
         }
         if tomb > self.s.worst_chain_tombstones {
             self.s.worst_chain_tombstones = tomb;
@@ -273,6 +274,9 @@ impl Walker<'_> {
                 }
                 _ => {
                     live += 1;
+                    if sl.key_indirect || sl.elem_indirect {
+                        self.h.sample_indirect(b, sl, i as u64);
+                    }
                     if self.want_entries {
                         let ko = (sl.key_base + i as u64 * sl.key_stride) as usize;
                         let eo = (sl.elem_base + i as u64 * sl.elem_stride) as usize;

@@ -113,13 +113,30 @@ pub struct ClassicStats {
     pub evacuated_old: u64,
     pub same_size_grow: bool,
     pub evacuated_slots: u64,
+    /// Overflow buckets of the current array that hold no live entry (still linked: the runtime
+    /// never unlinks an overflow bucket outside growth).
     pub stale_buckets: u64,
     pub stale_bytes: u64,
     pub old_bytes: u64,
+    /// hmap.buckets.
+    pub buckets_addr: u64,
+    /// Every overflow bucket the walk followed (capped at [`MAX_OBJECTS`]), for the heap accounting.
+    pub overflow_list: Vec<OverflowBucket>,
     /// Tombstones in the worst chain and that chain's slots.
     pub worst_chain_tombstones: u64,
     pub worst_chain_slots: u64,
 }
+
+/// One overflow bucket as the walk found it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OverflowBucket {
+    pub addr: u64,
+    pub old: bool,
+    pub live: bool,
+}
+
+/// The most object addresses (overflow buckets, tables) one walk records for the heap accounting.
+pub const MAX_OBJECTS: usize = 1 << 22;
 
 #[derive(Clone, Debug, Default)]
 pub struct SwissStats {
@@ -138,6 +155,10 @@ pub struct SwissStats {
     pub worst_table_deleted: u64,
     pub worst_table_slots: u64,
     pub worst_table_addr: u64,
+    /// Map.dirPtr: the directory, or a small map's group.
+    pub dir_ptr: u64,
+    /// Every unique table: (table address, groups.data, group count), capped at [`MAX_OBJECTS`].
+    pub table_list: Vec<(u64, u64, u64)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -158,6 +179,27 @@ pub struct Health {
     pub classic: Option<ClassicStats>,
     pub swiss: Option<SwissStats>,
     pub interrupted: bool,
+    /// The first few indirect key and element pointers of live slots (keys or values over 128
+    /// bytes live in heap objects of their own): samples of their object size.
+    pub indirect_keys: Vec<u64>,
+    pub indirect_elems: Vec<u64>,
+    /// The map's memory as the allocator sized it (set by [`walk_map`]).
+    pub mem: Option<crate::heap::account::MapBytes>,
+}
+
+/// How many indirect pointers a walk samples.
+pub const INDIRECT_SAMPLES: usize = 8;
+
+impl Health {
+    /// Samples the indirect key/element pointers of a live slot of bucket/group bytes `b`.
+    pub(crate) fn sample_indirect(&mut self, b: &[u8], sl: &crate::layout::Slots, i: u64) {
+        if sl.key_indirect && self.indirect_keys.len() < INDIRECT_SAMPLES {
+            self.indirect_keys.push(crate::memory::le_uint(b, (sl.key_base + i * sl.key_stride) as usize, 8));
+        }
+        if sl.elem_indirect && self.indirect_elems.len() < INDIRECT_SAMPLES {
+            self.indirect_elems.push(crate::memory::le_uint(b, (sl.elem_base + i * sl.elem_stride) as usize, 8));
+        }
+    }
 }
 
 impl Health {
@@ -182,6 +224,13 @@ impl Health {
         m.insert("deleted".into(), json!(self.deleted));
         m.insert("empty".into(), json!(self.empty));
         m.insert("bytes".into(), json!(self.bytes));
+        if let Some(mb) = &self.mem {
+            m.insert("bytes_exact".into(), json!(mb.exact));
+            m.insert("heap".into(), mb.heap_json());
+            m.insert("heap_share".into(), json!(mb.heap_share().map(|x| (x * 1e6).round() / 1e6)));
+            m.insert("heap_in_use".into(), json!(mb.heap_in_use));
+            m.insert("rebuild_bytes".into(), json!(mb.rebuild));
+        }
         m.insert("fill".into(), json!((self.fill() * 1e4).round() / 1e4));
         if let Some(c) = &self.classic {
             m.insert("B".into(), json!(c.b));
@@ -220,6 +269,16 @@ impl Health {
 /// Walks the map at `addr` (the header's address) of type `m`.
 pub fn walk(t: &Target, m: &MapType, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
     walk_memory(&*t.mem, m, addr, v)
+}
+
+/// [`walk`] plus the map's memory from the heap index: `bytes` becomes the sum of the allocated sizes
+/// of the map's objects. For the commands that report a map (not for nested maps being rendered).
+pub fn walk_map(t: &Target, m: &MapType, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
+    let mut h = walk(t, m, addr, v)?;
+    let mb = crate::heap::account::account(t, m, &h);
+    h.bytes = mb.total;
+    h.mem = Some(mb);
+    Ok(h)
 }
 
 /// [`walk`] on any memory source: the decoders need nothing from the target but its bytes, so they

@@ -57,6 +57,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
     let dir_ptr = l.dir_ptr.get(&hdr);
     let dir_len = l.dir_len.get(&hdr) as i64;
     s.global_depth = l.global_depth.get(&hdr);
+    s.dir_ptr = dir_ptr;
     let want_entries = v.wants_entries();
     let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new() };
     if dir_len == 0 {
@@ -184,6 +185,9 @@ impl Walker<'_> {
             self.h.corrupt(format!("table {tp:#x}: capacity {} != {ngroups} groups x 8 slots", ti.capacity));
         }
         ti.groups = ngroups;
+        if self.s.table_list.len() < super::MAX_OBJECTS {
+            self.s.table_list.push((tp, data, ngroups));
+        }
         self.s.groups += ngroups;
         self.s.capacity += ngroups * 8;
         self.s.growth_left += ti.growth_left;
@@ -259,6 +263,9 @@ impl Walker<'_> {
                 CTRL_DELETED => deleted += 1,
                 c if c & 0x80 == 0 => {
                     full += 1;
+                    if sl.key_indirect || sl.elem_indirect {
+                        self.h.sample_indirect(g, sl, i as u64);
+                    }
                     if self.want_entries {
                         let ko = (sl.key_base + i as u64 * sl.key_stride) as usize;
                         let eo = (sl.elem_base + i as u64 * sl.elem_stride) as usize;
