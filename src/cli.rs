@@ -90,6 +90,10 @@ pub struct ShowArgs {
     /// JSON output (CONTRACT.md).
     #[arg(long)]
     pub json: bool,
+    /// Write the output to FILE instead (created or replaced), straight from gomap: inside gdb or
+    /// LLDB the bytes never pass through the debugger.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub th: Thresholds,
 }

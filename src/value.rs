@@ -383,6 +383,14 @@ impl<'t> Renderer<'t> {
         }
     }
 
+    /// A fresh renderer with the same settings (style, depth, string limit) and no counts: one per
+    /// thread of a parallel walk.
+    pub fn like(&self) -> Renderer<'t> {
+        let mut r = Renderer::new(self.t, self.style, self.map_depth);
+        r.max_string = self.max_string;
+        r
+    }
+
     /// `--max-string N` (0: no limit below MAX_STRING).
     pub fn with_max_string(mut self, n: Option<u64>) -> Self {
         if let Some(n) = n {
@@ -1092,11 +1100,11 @@ fn float_short(out: &mut Vec<u8>, v: f64) -> bool {
             digits -= 1;
         }
         out.push(b'.');
-        let start = out.len();
-        push_u64(out, frac);
-        // Leading zeros of the fraction (0.0625): push_u64 wrote `frac` without them.
-        let pad = digits - (out.len() - start);
-        out.splice(start..start, std::iter::repeat_n(b'0', pad));
+        let mut div = [1, 10, 100, 1000][digits - 1];
+        while div > 0 {
+            out.push(b'0' + (frac / div % 10) as u8);
+            div /= 10;
+        }
     }
     true
 }

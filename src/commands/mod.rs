@@ -5,6 +5,7 @@ pub mod buckets;
 pub mod check;
 pub mod layout;
 pub mod maps;
+pub mod parallel;
 pub mod show;
 
 use crate::binary::TypeId;
@@ -88,16 +89,7 @@ impl Visitor for EntryWriter<'_, '_> {
                 self.out.extend_from_slice(b": ");
                 self.r.value_with(&mut self.out, &self.elem, e);
             }
-            Style::Json => {
-                if self.n > 0 {
-                    self.out.push(b',');
-                }
-                self.out.extend_from_slice(b"{\"key\":");
-                self.r.value_with(&mut self.out, &self.key, k);
-                self.out.extend_from_slice(b",\"value\":");
-                self.r.value_with(&mut self.out, &self.elem, e);
-                self.out.push(b'}');
-            }
+            Style::Json => json_entry(self.r, &mut self.out, &self.key, &self.elem, k, e, self.n > 0),
             Style::Text => {
                 self.out.extend_from_slice(b"  ");
                 self.r.value_with(&mut self.out, &self.key, k);
@@ -112,6 +104,19 @@ impl Visitor for EntryWriter<'_, '_> {
         }
         true
     }
+}
+
+/// One JSON entry `{"key":K,"value":V}`, after a comma unless it is the first.
+#[inline]
+pub(crate) fn json_entry(r: &Renderer<'_>, out: &mut Vec<u8>, key: &Plan, elem: &Plan, k: &[u8], e: &[u8], comma: bool) {
+    if comma {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"{\"key\":");
+    r.value_with(out, key, k);
+    out.extend_from_slice(b",\"value\":");
+    r.value_with(out, elem, e);
+    out.push(b'}');
 }
 
 /// Nested map expansion for `--depth`: {"address", "len", "entries": [...]} in place of the value.
@@ -198,6 +203,22 @@ pub(crate) fn write_findings_text(out: &mut dyn Write, f: &[Finding]) -> std::io
         }
     }
     Ok(())
+}
+
+/// `--output FILE`: the file, opened for writing, unless it is the executable or the core being read
+/// (gomap never writes to what it inspects; truncating a mapped core would also crash the walk).
+pub(crate) fn output_file(t: &Target, path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(|e| Error::io(path, e))?;
+    let me = f.metadata().map_err(|e| Error::io(path, e))?;
+    let inspected = [Some(t.bin.path.as_path()), t.mem.backing_file()];
+    for p in inspected.into_iter().flatten() {
+        if std::fs::metadata(p).is_ok_and(|m| m.dev() == me.dev() && m.ino() == me.ino()) {
+            return Err(Error::io(path, std::io::Error::other(format!("that is {}, which gomap is reading: choose another output file", p.display()))));
+        }
+    }
+    f.set_len(0).map_err(|e| Error::io(path, e))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, f))
 }
 
 pub(crate) fn io(e: std::io::Error) -> Error {

@@ -36,10 +36,23 @@ pub fn set_interrupt_hook(hook: Option<fn() -> bool>) {
     }
 }
 
+thread_local! {
+    static NO_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as a worker of a parallel walk: `interrupted` reads only the flag here, never
+/// the front end's hook (Python's would wait for the interpreter lock the walking thread holds).
+pub fn no_interrupt_hook_on_this_thread() {
+    NO_HOOK.with(|n| n.set(true));
+}
+
 /// Whether the user asked to stop. Walks call this once per bulk read, never per slot.
 pub fn interrupted() -> bool {
     if INTERRUPT.load(Ordering::Relaxed) {
         return true;
+    }
+    if NO_HOOK.with(|n| n.get()) {
+        return false;
     }
     let hook = HOOK.lock().ok().and_then(|h| *h);
     if let Some(f) = hook {

@@ -266,6 +266,9 @@ impl Memory for CoreMemory {
     fn describe(&self) -> String {
         format!("core {}", self.path)
     }
+    fn backing_file(&self) -> Option<&std::path::Path> {
+        Some(std::path::Path::new(&self.path))
+    }
     fn aux_entry(&self) -> Option<u64> {
         self.entry
     }
