@@ -313,6 +313,10 @@ impl decode::Visitor for Pairs<'_, '_> {
     fn wants_entries(&self) -> bool {
         true
     }
+    /// A summary needs the header's len and the first `limit` entries, not the counts of a full walk.
+    fn satisfied(&self) -> bool {
+        self.more
+    }
     fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
         if self.items.len() as u64 >= self.limit {
             self.more = true;

@@ -1084,7 +1084,7 @@ pub fn float(out: &mut Vec<u8>, v: f64, single: bool, json: bool) {
 #[inline]
 fn float_short(out: &mut Vec<u8>, v: f64) -> bool {
     let s = v * 16.0;
-    if v == 0.0 || !(v.abs() < 1e11) || s != s.trunc() {
+    if v == 0.0 || v.is_nan() || v.abs() >= 1e11 || s != s.trunc() {
         return false;
     }
     let u = s.abs() as u64;

@@ -95,6 +95,12 @@ pub trait Visitor {
     /// a bucket or group before any of them goes to `entry`: a visitor may start loading what they
     /// point to (string bytes), so that the cache misses of the slots overlap.
     fn prefetch(&mut self, _key: &[u8], _elem: &[u8]) {}
+    /// The visitor needs nothing more (it has the entries it wanted and no use for the counts): the
+    /// walk may end at its next bulk read, and its Health then covers only what was read. For a
+    /// pretty-printer's first entries of a big map, which would otherwise scan all of its buckets.
+    fn satisfied(&self) -> bool {
+        false
+    }
     fn wants_buckets(&self) -> bool {
         false
     }

@@ -156,7 +156,7 @@ impl CoreMemory {
         // starting at or below `addr`): same answer, without the search.
         let j = self.last.load(Relaxed);
         if let Some(s) = self.segs.get(j) {
-            if s.vaddr <= addr && addr - s.vaddr < s.memsz && self.segs.get(j + 1).is_none_or(|n| n.vaddr > addr) {
+            if s.vaddr <= addr && addr - s.vaddr < s.memsz && self.segs.get(j + 1).map_or(true, |n| n.vaddr > addr) {
                 return Some(s);
             }
         }
