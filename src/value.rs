@@ -943,7 +943,7 @@ fn direct_iface(d: &DwarfInfo, id: TypeId, depth: u32) -> bool {
 
 /// A hint to the CPU to bring the cache line at `p` in; it never faults, whatever `p` is.
 #[inline(always)]
-fn prefetch_read(p: *const u8) {
+pub(crate) fn prefetch_read(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch only hints the cache; it does not dereference `p` and cannot fault.
     unsafe {
