@@ -489,11 +489,11 @@ def main():
     if a.build_only:
         return 0
     results["elapsed"] = time.time() - started
-    results["targets"] = targets(results, tags, sizes, a.cap)
-    report(results, tags, sizes)
-    if a.json:
+    if a.json:  # first: the numbers survive a bug in the report
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
+    results["targets"] = targets(results, tags, sizes, a.cap)
+    report(results, tags, sizes)
     return 0 if all(t["status"] != "FAIL" for t in results["targets"]) else 1
 
 
@@ -516,7 +516,7 @@ def fmt_tc(t, cpu):
     return f"{fmt_t(t)} ({fmt_t(cpu)} CPU)" if cpu else fmt_t(t)
 
 
-def ratio(a, b):
+def xratio(a, b):
     return f"{a / b:.2f}x" if a and b else "-"
 
 
@@ -549,7 +549,7 @@ def targets(res, tags, sizes, cap):
                         continue
                     st = "PASS" if d[0] <= 1.5 * cli["time"] else "UNKNOWN" if d[1] <= 1.5 * cli["cpu"] else "FAIL"
                     add(f"{dbg} show --output within 1.5x of the CLI, 1M {name}, {label}", st,
-                        f"{dbg} {fmt_tc(*d)}, CLI {fmt_tc(cli['time'], cli['cpu'])}: wall {ratio(d[0], cli['time'])}, CPU {ratio(d[1], cli['cpu'])}")
+                        f"{dbg} {fmt_tc(*d)}, CLI {fmt_tc(cli['time'], cli['cpu'])}: wall {xratio(d[0], cli['time'])}, CPU {xratio(d[1], cli['cpu'])}")
                     p = dbg_best(r, f"{dbg}_print")
                     if p is not None:
                         st = "PASS" if p[0] < 0.05 else "UNKNOWN" if p[1] < 0.05 else "FAIL"
@@ -561,7 +561,7 @@ def targets(res, tags, sizes, cap):
                     one = r["show1"]
                     st = "PASS" if one["cpu"] <= 1.10 * base["cpu"] else "FAIL"
                     add(f"show with heap accounting no slower than the baseline, 1M {name}, {label}", st,
-                        f"one thread {fmt_tc(one['time'], one['cpu'])}, baseline {fmt_tc(base['time'], base['cpu'])}: CPU {ratio(one['cpu'], base['cpu'])}")
+                        f"one thread {fmt_tc(one['time'], one['cpu'])}, baseline {fmt_tc(base['time'], base['cpu'])}: CPU {xratio(one['cpu'], base['cpu'])}")
         s1 = tr["sizes"].get("1M")
         if s1:
             sh = s1["maps"]["main.m"]["show"]
@@ -620,6 +620,11 @@ def targets(res, tags, sizes, cap):
     return out
 
 
+def table_head(*cols):
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+
+
 def report(res, tags, sizes):
     m = res["machine"]
     p = print
@@ -631,8 +636,7 @@ def report(res, tags, sizes):
     for tag in tags:
         tr = res["tags"][tag]
         p(f"## {tag}: {tr['go_version']}, {tr['impl']} maps\n")
-        p("| size | map | show --json | check | buckets --json | JSON out | bucket bytes | floor read | check rate | show rate |")
-        p("|---|---|---|---|---|---|---|---|---|---|")
+        table_head("size", "map", "show --json", "check", "buckets --json", "JSON out", "bucket bytes", "floor read", "check rate", "show rate")
         for size in sizes:
             sr = tr["sizes"][size]
             for name, r in sr["maps"].items():
@@ -692,8 +696,8 @@ def report(res, tags, sizes):
     for tag in tags:
         tr = res["tags"][tag]
         p(f"### {tag} ({tr['impl']})\n")
-        p("| size | map | CLI show --json, one thread | CLI, parallel | baseline binary | CLI --output | gdb --output (ratio) | LLDB --output (ratio) | gdb show to string (ratio) | gdb print | LLDB target variable |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|")
+        table_head("size", "map", "CLI show --json, one thread", "CLI, parallel", "baseline binary", "CLI --output", "gdb --output (ratio)",
+                   "LLDB --output (ratio)", "gdb show to string (ratio)", "gdb print", "LLDB target variable")
         for size in sizes:
             for name, r in tr["sizes"][size]["maps"].items():
                 def cli(k):
@@ -703,7 +707,7 @@ def report(res, tags, sizes):
                 cells = [cli("show1"), cli("show"), cli("show_base"), cli("show_out")]
                 for k in ("gdb_out", "lldb_out", "gdb"):
                     d = dbg_best(r, k)
-                    cells.append("-" if d is None else f"{fmt_tc(*d)} ({ratio(d[0], cout.get('time'))} wall, {ratio(d[1], cout.get('cpu'))} CPU)")
+                    cells.append("-" if d is None else f"{fmt_tc(*d)} ({xratio(d[0], cout.get('time'))} wall, {xratio(d[1], cout.get('cpu'))} CPU)")
                 for k in ("gdb_print", "lldb_print"):
                     d = dbg_best(r, k)
                     cells.append("-" if d is None else fmt_tc(*d))

@@ -65,11 +65,7 @@ impl Visitor for EntryWriter<'_, '_> {
         self.r.prefetch(&self.elem, e);
     }
     fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
-        if self.limit != 0 && self.n >= self.limit {
-            self.more = true;
-            return false;
-        }
-        if self.io_error.is_some() {
+        if entries_done(self.limit, self.n, &mut self.more, self.io_error.is_some()) {
             return false;
         }
         if self.nested && self.r.budget_spent(&self.out) {
@@ -104,6 +100,17 @@ impl Visitor for EntryWriter<'_, '_> {
         }
         true
     }
+}
+
+/// Whether an entry writer takes no more entries: `--limit` reached (which sets `more`) or the
+/// output failed.
+#[inline]
+pub(crate) fn entries_done(limit: u64, n: u64, more: &mut bool, io_failed: bool) -> bool {
+    if limit != 0 && n >= limit {
+        *more = true;
+        return true;
+    }
+    io_failed
 }
 
 /// One JSON entry `{"key":K,"value":V}`, after a comma unless it is the first.

@@ -11,7 +11,7 @@
 //! workers on every map, in batches of [`TEST_BATCH`] entries, so that the tests' small fixture maps
 //! cross many batch boundaries.
 
-use super::json_entry;
+use super::{entries_done, json_entry};
 use crate::decode::{self, Health, Visitor};
 use crate::error::Result;
 use crate::layout::MapType;
@@ -154,11 +154,7 @@ impl Visitor for Batcher<'_> {
         true
     }
     fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
-        if self.limit != 0 && self.n >= self.limit {
-            self.more = true;
-            return false;
-        }
-        if self.io_error.is_some() {
+        if entries_done(self.limit, self.n, &mut self.more, self.io_error.is_some()) {
             return false;
         }
         // Fixed-size records: a short slice (never from the walkers) is padded, not misaligned.
