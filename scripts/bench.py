@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """gomap's benchmark (run it through scripts/bench.sh, which builds gomap first).
 
-Builds fixtures/bench (main.m map[int]int and main.s map[string]main.Record, N entries each) with a
+Builds fixtures/bench (main.m map[int]int, main.s map[string]main.Record and main.b map[int]main.Big,
+whose 136-byte values are stored indirectly; N entries each) with a
 classic-map toolchain (Go 1.23) and a swiss one (Go 1.26), takes a kernel core per size, and measures
 side by side on each core:
 
@@ -11,9 +12,13 @@ side by side on each core:
     is excluded) against Go's own runtime-gdb.py (`print 'main.m'`, `set print elements unlimited`),
     under a time cap;
   * the decode rate in bytes of bucket/group memory per second, against a plain sequential read of the
-    same bytes from the same core by a small C program (scripts/bench_floor.c): the floor.
+    same bytes from the same core by a small C program (scripts/bench_floor.c): the floor;
+  * issue 16, side by side with ratios: `show --json` on one thread (GOMAP_THREADS=1) and with worker
+    threads, with a --baseline binary, and with --output FILE; inside gdb and LLDB `gomap show --output`
+    and `print` / `target variable` after the session is open. CPU time (all threads) is printed
+    beside every wall time: on a shared machine it is the stable figure.
 
-Then it checks the targets of issue 6 and prints PASS/FAIL for each. Everything it builds lives in
+Then it checks the targets of issues 6 and 16 and prints PASS/FAIL/UNKNOWN for each. Everything it builds lives in
 ${GOMAP_CACHE:-~/.cache/gomap}/bench.
 """
 import argparse
