@@ -14,7 +14,6 @@ Sourcing this file again replaces the commands and the pretty-printer and reconn
 handlers once; it never registers anything twice. tests/test_gdb.py drives all of it in real gdb.
 """
 
-import json
 import os
 import re
 import sys
@@ -376,7 +375,8 @@ Usage: gomap SUBCOMMAND [OPTIONS] ARGS   (gomap SUBCOMMAND --help for its option
 EXPR is anything gdb can evaluate to a map (a global such as main.cache, a local,
 a field such as s.index), or 0xADDR with --type 'map[K]V'.
 After each command $gomap_status holds its exit status (check: 1 = findings at warning or above).
-A pretty-printer is registered too: print m shows map[K]V len=N {k: v, ...} (set print elements N).
+A pretty-printer is registered too: print m shows map[K]V len=N = {[k] = v, ...}, its entries as
+children (set print elements 2N shows N entries; IDEs expand maps, structs and nested maps over MI).
 gomap watch EXPR [--count N] reports writes, deletes and growth of one map in a live process.
 Memory comes straight from the core file or /proc/PID/mem when gdb is on one (set gomap-direct off
 to read through gdb instead, as for remote targets)."""
@@ -475,46 +475,6 @@ def _make_sub(name):
 
 # ---- watch ------------------------------------------------------------------------------------------
 
-# (symbol, event kind, which integer argument holds the map header (0 = receiver/1st, 1 = 2nd,
-# 2 = 3rd), how many integer argument registers the function takes). Go's register ABI (1.17+):
-# integer arguments in RAX, RBX, RCX, RDI, RSI, R8.. (amd64) or R0, R1, R2.. (arm64); at a
-# function's first instruction they are still in those registers (a string takes two).
-_WATCH_FUNCS = [
-    # classic (runtime/map.go, map_fast*.go) and swiss (internal/runtime/maps linknamed to runtime.*)
-    ("runtime.mapassign", "write", 1, 3),
-    ("runtime.mapassign_fast32", "write", 1, 3),
-    ("runtime.mapassign_fast32ptr", "write", 1, 3),
-    ("runtime.mapassign_fast64", "write", 1, 3),
-    ("runtime.mapassign_fast64ptr", "write", 1, 3),
-    ("runtime.mapassign_faststr", "write", 1, 4),
-    ("runtime.mapdelete", "delete", 1, 3),
-    ("runtime.mapdelete_fast32", "delete", 1, 3),
-    ("runtime.mapdelete_fast64", "delete", 1, 3),
-    ("runtime.mapdelete_faststr", "delete", 1, 4),
-    ("runtime.mapclear", "clear", 1, 2),
-    # classic growth: hashGrow(t, h) starts it, evacuate(t, h, oldbucket) moves one old bucket
-    ("runtime.hashGrow", "grow", 1, 2),
-    ("runtime.evacuate", "evacuate", 1, 3),
-    ("runtime.evacuate_fast32", "evacuate", 1, 3),
-    ("runtime.evacuate_fast64", "evacuate", 1, 3),
-    ("runtime.evacuate_faststr", "evacuate", 1, 3),
-    # swiss growth: (m *Map) growToSmall/growToTable(typ); (t *table) rehash/split(typ, m),
-    # grow(typ, m, newCapacity)
-    ("internal/runtime/maps.(*Map).growToSmall", "grow", 0, 2),
-    ("internal/runtime/maps.(*Map).growToTable", "grow", 0, 2),
-    ("internal/runtime/maps.(*table).rehash", "grow", 2, 3),
-    ("internal/runtime/maps.(*table).grow", "grow", 2, 4),
-    ("internal/runtime/maps.(*table).split", "grow", 2, 3),
-]
-
-_ARG_REGS = {
-    "amd64": ("rax", "rbx", "rcx", "rdi", "rsi"),
-    "arm64": ("x0", "x1", "x2", "x3", "x4"),
-}
-_SP_REG = {"amd64": "rsp", "arm64": "sp"}
-_G_REG = {"amd64": "r14", "arm64": "x28"}  # the current goroutine, in Go's register ABI
-
-
 def _arch():
     try:
         name = gdb.selected_frame().architecture().name()
@@ -544,116 +504,43 @@ def _function_address(name):
         return None
 
 
-def _key_type(map_type):
-    """K of "map[K]V" (brackets balanced), or ""."""
-    if not map_type.startswith("map["):
-        return ""
-    depth = 0
-    for i, c in enumerate(map_type[3:], 3):
-        depth += {"[": 1, "]": -1}.get(c, 0)
-        if depth == 0:
-            return map_type[4:i]
-    return ""
+class _GdbFrame:
+    """The frame of a watch breakpoint hit, as common.Watch reads it."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def reg(self, name):
+        return int(self.frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+
+    def name(self):
+        return self.frame.name() or ""
+
+    def read(self, addr, size):
+        return bytes(gdb.selected_inferior().read_memory(addr, size))
+
+    def callers(self):
+        caller = self.frame.older()
+        for _ in range(64):
+            if caller is None:
+                return
+            sal = caller.find_sal()
+            where = None
+            if sal.symtab is not None:
+                where = "%s:%d" % (os.path.basename(sal.symtab.filename), sal.line)
+            yield caller.name() or "??", where
+            caller = caller.older()
 
 
-def _u64(reg_value):
-    return int(reg_value) & 0xFFFFFFFFFFFFFFFF
-
-
-class _Watch:
-    """One `gomap watch`: the breakpoints, the count, the lines printed."""
-
-    def __init__(self, addr, type_name, impl, count, expr, arch):
-        self.addr, self.type_name, self.impl, self.count, self.expr = addr, type_name, impl, count, expr
-        self.arch = arch
-        self.last_sig = self.last_state = None
-        self.refired = 0
-        self.events = 0
+class _Watch(common.Watch):
+    def __init__(self, *args):
+        super().__init__(*args)
         self.breakpoints = []
-        self.errors = []
         self.interrupted = False
 
-    def describe_hit(self, kind, regs, frame, state_text):
-        parts = ["gomap watch: #%d %s" % (self.events, kind)]
-        try:
-            fname = frame.name() or ""
-            if kind == "grow":
-                parts.append("(%s)" % fname.rsplit(".", 1)[-1])
-            elif kind == "evacuate":
-                parts.append("old bucket %d" % _u64(frame.read_register(regs[2])))
-            elif kind in ("write", "delete") and fname.endswith(("_fast64", "_fast32")):
-                # The key itself is the third integer argument of the fast variants.
-                bits = 32 if fname.endswith("_fast32") else 64
-                key = _u64(frame.read_register(regs[2])) & ((1 << bits) - 1)
-                if _key_type(self.type_name) in ("int", "int64", "int32", "rune") and key >> (bits - 1):
-                    key -= 1 << bits
-                parts.append("key %d" % key)
-            elif kind in ("write", "delete") and fname.endswith("_faststr"):
-                ptr, n = _u64(frame.read_register(regs[2])), _u64(frame.read_register(regs[3]))
-                data = bytes(gdb.selected_inferior().read_memory(ptr, min(n, 64))) if n else b""
-                text = json.dumps(data.decode("utf-8", "replace"), ensure_ascii=False)
-                parts.append("key %s%s" % (text, "..." if n > 64 else ""))
-        except Exception:
-            pass
-        try:
-            caller = frame.older()
-            while caller is not None and (caller.name() or "").startswith(("runtime.", "internal/runtime/")):
-                caller = caller.older()
-            if caller is not None:
-                sal = caller.find_sal()
-                where = caller.name() or "??"
-                if sal.symtab is not None:
-                    where += " (%s:%d)" % (os.path.basename(sal.symtab.filename), sal.line)
-                parts.append("from " + where)
-        except Exception:
-            pass
-        parts.append(state_text)
-        return " ".join(p for p in parts if p)
-
     def state(self):
-        """The map's state before this event, as (text, everything the core reported about it):
-        len and, for classic maps, the evacuation progress."""
         _STATE["generation"] += 1  # the process ran since the last look
-        try:
-            status, out = LAYER.run(["show", "%#x" % self.addr, "--type", self.type_name, "--json", "--limit", "1"])
-            doc = json.loads(out)
-            st = doc.get("stats", {})
-            text = "len %s" % doc.get("len")
-            if doc.get("impl") == "classic":
-                text += " B %s" % st.get("B")
-                if st.get("growing"):
-                    text += " growing: %s/%s old buckets evacuated (nevacuate %s)" % (
-                        st.get("evacuated_old"), st.get("old_buckets"), st.get("nevacuate"))
-            else:
-                if "tables" in st:
-                    text += " tables %s capacity %s growthLeft %s" % (st.get("tables"), st.get("capacity"), st.get("growth_left"))
-            return "[" + text + "]", out
-        except Exception as e:
-            return "[state unavailable: %s]" % _one_line(e), None
-
-    def hit(self, bp, frame):
-        """One breakpoint hit on this map; True to stop the program."""
-        # A signal delivered to a thread stopped at the breakpoint (Go's preemption SIGURG, sent
-        # all the more because gdb holds the thread) runs the function's first instruction again,
-        # sometimes after the goroutine moved to another thread: the same goroutine, stack
-        # pointer, arguments and map state hit the breakpoint twice or more. Those are one call.
-        # (Two genuine identical calls in a row that leave the map as it was, such as m[k] = 1;
-        # m[k] = 2 from one frame, are folded too: the value is stored after mapassign returns.)
-        sig = (_u64(frame.read_register(_G_REG[self.arch])), bp.func, _u64(frame.read_register(_SP_REG[self.arch])),
-               tuple(_u64(frame.read_register(r)) for r in bp.regs))  # its arguments only
-        text, state = self.state()
-        if sig == self.last_sig and state == self.last_state and state is not None:
-            self.refired += 1
-            return False
-        self.last_sig, self.last_state = sig, state
-        self.events += 1
-        try:
-            line = self.describe_hit(bp.kind, bp.regs, frame, text)
-        except Exception as e:
-            line = "gomap watch: #%d %s (%s)" % (self.events, bp.kind, _one_line(e))
-        gdb.write(line + "\n")
-        gdb.flush()
-        return self.events >= self.count
+        return super().state()
 
     def remove(self):
         for bp in self.breakpoints:
@@ -674,12 +561,16 @@ class _WatchBreakpoint(gdb.Breakpoint):
 
     def stop(self):
         try:
-            frame = gdb.selected_frame()
-            if _u64(frame.read_register(self.reg)) != self.watch.addr:
+            frame = _GdbFrame(gdb.selected_frame())
+            if frame.reg(self.reg) != self.watch.addr:
                 return False
             if self.watch.events >= self.watch.count:
                 return True
-            return self.watch.hit(self, frame)
+            stop, line = self.watch.hit(self.func, self.kind, self.regs, frame)
+            if line:
+                gdb.write(line + "\n")
+                gdb.flush()
+            return stop
         except KeyboardInterrupt:  # Ctrl-C while we were deciding: stop here
             self.watch.interrupted = True
             return True
@@ -689,17 +580,7 @@ class _WatchBreakpoint(gdb.Breakpoint):
 
 
 class GomapWatch(gdb.Command):
-    """Print every write, delete and growth step of one map while the program runs (live processes only).
-
-Usage: gomap watch EXPR [--count N] [--type 'map[K]V']
-Sets breakpoints on the entry of the runtime's map write functions of this Go version
-(runtime.mapassign*, runtime.mapdelete*, runtime.mapclear, and growth: hashGrow/evacuate for
-classic maps, (*Map).growToSmall/growToTable and (*table).rehash/grow/split for swiss maps),
-conditioned on the map's header address, then continues. Each event prints a line with the
-caller and the map's state before it (len; for classic maps the evacuation progress).
-After N events (default 10) the program stops inside the runtime function of the last event
-(bt shows who wrote); the breakpoints are removed. Ctrl-C stops early.
-Every map write of the whole program traps into gdb while watching: expect it to run slower."""
+    __doc__ = common.WATCH_HELP
 
     def __init__(self):
         super().__init__("gomap watch", gdb.COMMAND_BREAKPOINTS)
@@ -711,38 +592,7 @@ Every map write of the whole program traps into gdb while watching: expect it to
         return _complete("watch", text, word)
 
     def _parse(self, arg):
-        argv = gdb.string_to_argv(arg)
-        count, type_name, exprs = 10, None, []
-        i = 0
-        while i < len(argv):
-            a = argv[i]
-            if a in ("-h", "--help"):
-                return None
-            if a in ("--count", "-n", "--type") or a.startswith(("--count=", "--type=")):
-                if "=" in a:
-                    a, v = a.split("=", 1)
-                else:
-                    i += 1
-                    if i >= len(argv):
-                        raise common.UserError("gomap watch: %s needs a value" % a)
-                    v = argv[i]
-                if a == "--type":
-                    type_name = v
-                else:
-                    try:
-                        count = int(v, 0)
-                    except ValueError:
-                        raise common.UserError("gomap watch: --count wants a number, not %r" % v)
-                    if count < 1:
-                        raise common.UserError("gomap watch: --count must be at least 1")
-            elif a.startswith("-") and not a[1:2].isdigit():
-                raise common.UserError("gomap watch: unknown option %s (see help gomap watch)" % a)
-            else:
-                exprs.append(a)
-            i += 1
-        if len(exprs) != 1:
-            raise common.UserError("usage: gomap watch EXPR [--count N] [--type 'map[K]V']")
-        return exprs[0], count, type_name
+        return common.parse_watch_args(gdb.string_to_argv(arg))
 
     def _invoke(self, arg):
         parsed = self._parse(arg)
@@ -756,29 +606,22 @@ Every map write of the whole program traps into gdb while watching: expect it to
         if not inf.pid:
             raise common.UserError("gomap watch needs a live process: start it (run) or attach to it first")
         arch = _arch()
-        regs = _ARG_REGS.get(arch)
+        regs = common.ARG_REGS.get(arch)
         if regs is None:
             raise common.UserError("gomap watch supports amd64 and arm64 Go programs only")
-        argv = ["show", expr, "--json", "--limit", "1"] + (["--type", type_name] if type_name else [])
-        _, out = LAYER.run(argv)
-        doc = json.loads(out)
+        doc = common.watch_target(LAYER, expr, type_name)
         addr = int(doc["address"], 16)
-        if addr == 0:
-            raise common.UserError("%s is a nil map: nothing to watch yet (a write to a nil map panics)" % expr)
-        w = _Watch(addr, doc["type"], doc.get("impl"), count, expr, arch)
+        w = _Watch(LAYER, addr, doc["type"], count, arch)
         found = []
         try:
-            for func, kind, argi, nargs in _WATCH_FUNCS:
+            for func, kind, argi, nargs in common.WATCH_FUNCS:
                 faddr = _function_address(func)
                 if faddr is None:
                     continue
                 w.breakpoints.append(_WatchBreakpoint(w, func, kind, argi, regs[:nargs], faddr))
                 found.append(func)
-            if not any(k == "write" for f, k, _, _ in _WATCH_FUNCS if f in found):
-                raise common.UserError("no runtime map write function found in the symbol table (stripped binary?)")
-            _write("gomap watch: %s %s at %#x (%s, %s): %d breakpoints, stopping after %d event%s"
-                   % (expr, doc["type"], addr, doc.get("impl"), doc.get("go_version"), len(found), count,
-                      "" if count == 1 else "s"))
+            common.check_watch_functions(found)
+            _write(common.watch_banner(expr, doc, len(found), count))
             try:
                 gdb.execute("continue")
             except gdb.error as e:
@@ -787,28 +630,33 @@ Every map write of the whole program traps into gdb while watching: expect it to
         finally:
             w.remove()
         _STATE["generation"] += 1
-        if w.errors:
-            _write("gomap watch: %d breakpoint error(s), first: %s" % (len(w.errors), w.errors[0]))
-        if w.refired:
-            _write("gomap watch: %d repeated hit%s of the same call not counted (a signal such as Go's "
-                   "preemption runs a breakpoint's instruction again)" % (w.refired, "" if w.refired == 1 else "s"))
-        if w.events >= count:
-            _write("gomap watch: %d event%s seen; stopped in the runtime (bt shows the writer)"
-                   % (w.events, "" if w.events == 1 else "s"))
-        else:
-            _write("gomap watch: %s after %d event%s" % ("interrupted" if w.interrupted else "stopped", w.events,
-                                                         "" if w.events == 1 else "s"))
+        for line in w.summary_lines(interrupted=w.interrupted):
+            _write(line)
 
 
 # ---- the pretty-printer ------------------------------------------------------------------------------
 
 class GoMapPrinter:
+    """`map[K]V len=N` with the entries as children (key, value, key, value, ...) under gdb's 'map'
+    display hint, so print, `set print pretty`, `set print elements`, MI varobjs (IDEs) and
+    `explore` all work. Keys and values are gdb values of their Go types at the slot addresses
+    the core reports (structs expand into fields, nested maps come back through this printer);
+    where gdb has no useful type (interfaces, slices, funcs) the child is the core's text.
+    Children are produced lazily, a page at a time: gdb stops asking after `print elements`."""
+
     def __init__(self, val, type_name):
         self.val, self.type_name = val, type_name
 
+    def _addr(self):
+        return int(self.val) & 0xFFFFFFFFFFFFFFFF
+
     def to_string(self):
         try:
-            return self._summary()
+            addr = self._addr()
+            if addr == 0:
+                return "%s nil" % self.type_name
+            length = LAYER.summary(addr, self.type_name, 0)[0]
+            return "%s len=%d" % (self.type_name, length)
         except common.UserError as e:
             return "<gomap: %s>" % _one_line(e)
         except KeyboardInterrupt:
@@ -816,22 +664,121 @@ class GoMapPrinter:
         except Exception as e:
             return "<gomap: %s>" % _one_line(e)
 
-    def _summary(self):
+    def display_hint(self):
+        return "map"
+
+    def children(self):
         try:
-            addr = int(self.val) & 0xFFFFFFFFFFFFFFFF
+            addr = self._addr()
+        except Exception:
+            return iter(())
+        if addr == 0:
+            return iter(())
+        return self._children(addr)
+
+    def _children(self, addr):
+        try:
+            kname, ksize, ktyped, ename, esize, etyped = LAYER.map_info(self.type_name)
+            ktype = _gdb_type(kname, ksize) if ktyped else None
+            etype = _gdb_type(ename, esize) if etyped else None
+            render = (0 if ktype is not None else 1) | (0 if etype is not None else 2)
+            skip, page = 0, 32
+            while skip < MAX_PRINT_ELEMENTS:
+                _len, items, more = LAYER.entries(addr, self.type_name, skip, min(page, MAX_PRINT_ELEMENTS - skip), render)
+                for i, (ka, ea, ktext, etext) in enumerate(items, skip):
+                    yield "[%d]" % (2 * i), _typed_value(ktype, ka, ktext)
+                    yield "[%d]" % (2 * i + 1), _typed_value(etype, ea, etext)
+                if not more or not items:
+                    return
+                skip += len(items)
+                page = min(page * 4, 4096)
+        except (common.UserError, gdb.error) as e:
+            yield "<gomap>", "<gomap: %s>" % _one_line(e)
+        except KeyboardInterrupt:
+            return
+
+
+def _typed_value(ty, addr, text):
+    if ty is None:
+        return text
+    return gdb.Value(addr).cast(ty.pointer()).dereference()
+
+
+_GDB_TYPES = {}  # (executable, Go type name) -> gdb.Type or None
+
+
+def _gdb_type(name, size):
+    """gdb's type for a Go type name from the program's DWARF, or None. Go's DWARF names every
+    type; gdb finds named ones as symbols (its own C `int` would shadow Go's, so symbols first),
+    and pointer and array types are built from their element's. A size that does not match what
+    the core reported means gdb picked another type of that name: no type then."""
+    key = (BACKEND.binary_path(), name)
+    if key not in _GDB_TYPES:
+        if len(_GDB_TYPES) > 10000:
+            _GDB_TYPES.clear()
+        ty = None
+        try:
+            ty = _lookup_go_type(name, 0)
+        except Exception:
+            ty = None
+        if ty is not None and ty.sizeof != size:
+            ty = None
+        _GDB_TYPES[key] = ty
+    return _GDB_TYPES[key]
+
+
+def _find_gdb_type(name):
+    for domain in (gdb.SYMBOL_VAR_DOMAIN, gdb.SYMBOL_STRUCT_DOMAIN):
+        try:
+            sym = gdb.lookup_static_symbol(name, domain) or gdb.lookup_global_symbol(name, domain)
+        except gdb.error:
+            sym = None
+        if sym is not None and sym.addr_class == gdb.SYMBOL_LOC_TYPEDEF:
+            return sym.type
+    for candidate in (name, "struct " + name):
+        try:
+            return gdb.lookup_type(candidate)
+        except gdb.error:
+            continue
+    return None
+
+
+def _lookup_go_type(name, depth):
+    return common.go_type_by_name(name, _find_gdb_type, lambda t: t.pointer(),
+                                  lambda t, n: t.array(n - 1) if n > 0 else t.array(0, -1))
+
+
+class GoStringPrinter:
+    """A Go string as "text" (gdb's own Go support prints the data pointer too). Registered with
+    the map printer so that map keys and values print the same whether or not Go's
+    runtime-gdb.py, which has a string printer of its own, is loaded; `set print elements`
+    cuts it like any string."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        try:
+            n = int(self.val["len"])
+            if n <= 0:
+                return ""
+            return self.val["str"].lazy_string(length=min(n, 1 << 30))
         except gdb.error as e:
             return "<gomap: %s>" % _one_line(e)
-        if addr == 0:
-            return "%s len=0 {} (nil)" % self.type_name
-        limit = None
-        try:
-            limit = gdb.parameter("print elements")
-        except Exception:
-            pass
-        if not limit or limit < 0 or limit > MAX_PRINT_ELEMENTS:
-            limit = MAX_PRINT_ELEMENTS
-        length, _impl, items, more = LAYER.summary(addr, self.type_name, int(limit))
-        return common.format_map_summary(self.type_name, length, items, more)
+
+    def display_hint(self):
+        return "string"
+
+
+class _TextPrinter:
+    """A map child that gdb has no type for (an interface, a slice), as the core rendered it. gdb
+    prints a text child as it is; MI turns it into a char array value, shown as text through this."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        return self.val.string()
 
 
 class GoMapPrettyPrinter(gdb.printing.PrettyPrinter):
@@ -841,6 +788,11 @@ class GoMapPrettyPrinter(gdb.printing.PrettyPrinter):
     def __call__(self, val):
         try:
             ty = val.type
+            if ty.code == gdb.TYPE_CODE_STRUCT and ty.name == "string":
+                return GoStringPrinter(val)
+            if ty.code == gdb.TYPE_CODE_ARRAY and ty.name is None and val.address is None \
+                    and ty.target().name == "char":
+                return _TextPrinter(val)  # a child gomap rendered as text (IDEs get it as a value)
             if ty.code != gdb.TYPE_CODE_TYPEDEF or ty.strip_typedefs().code != gdb.TYPE_CODE_PTR:
                 return None  # every Go map type is a typedef of a pointer: the cheap test first
             name = _map_type_name(ty)
@@ -862,10 +814,11 @@ def _connect_events():
         except Exception:
             pass
     _STATE["handlers"] = []
-    for name in ("stop", "cont", "new_objfile", "clear_objfiles", "exited", "memory_changed", "inferior_call"):
+    for name in ("stop", "cont", "new_objfile", "clear_objfiles", "exited", "memory_changed", "inferior_call",
+                 "before_prompt"):
         registry = getattr(gdb.events, name, None)
         if registry is not None:
-            handler = _on_new_objfile if name == "new_objfile" else _bump
+            handler = {"new_objfile": _on_new_objfile, "before_prompt": _refront_printers}.get(name, _bump)
             registry.connect(handler)
             _STATE["handlers"].append((registry, handler))
 
@@ -883,20 +836,99 @@ def _is_go_objfile(objfile):
     return False
 
 
+def _is_go_runtime_printer(p):
+    """One of the matchers Go's runtime-gdb.py registers (a closure over its printer class)."""
+    for cell in getattr(p, "__closure__", None) or ():
+        try:
+            if getattr(cell.cell_contents, "__module__", "") and hasattr(cell.cell_contents, "pattern"):
+                return getattr(cell.cell_contents, "__name__", "")
+        except ValueError:  # an empty cell
+            continue
+    return ""
+
+
 def _printer_for(objfile):
-    """Registers the map printer on one Go objfile (replacing an earlier sourcing's)."""
+    """Registers the map printer first on one Go objfile (replacing an earlier sourcing's): gdb
+    asks an objfile's printers in order, and Go's runtime-gdb.py (sourced by hand or auto-loaded
+    with the program) registers a map printer of its own there, which would otherwise win."""
     try:
-        if not objfile.is_valid() or not _is_go_objfile(objfile):
+        if not objfile.is_valid():
             return
-        objfile.pretty_printers[:] = [p for p in objfile.pretty_printers if getattr(p, "name", None) != "gomap"]
-        objfile.pretty_printers.append(GoMapPrettyPrinter())
+        printers = objfile.pretty_printers
+        if printers and getattr(printers[0], "name", None) == "gomap":
+            return
+        if not _is_go_objfile(objfile):
+            return
+        rest = [p for p in printers if getattr(p, "name", None) != "gomap"]
+        objfile.pretty_printers = [GoMapPrettyPrinter()] + rest
+        if any(_is_go_runtime_printer(p) == "MapTypePrinter" for p in rest):
+            _took_over()
     except Exception:
         pass
 
 
+def _took_over():
+    if not _STATE.get("took_over"):
+        _STATE["took_over"] = True
+        gdb.write("gomap: Go's runtime-gdb.py printers are loaded; gomap's printer takes over Go maps "
+                  "(and strings, printed the same way)\n")
+
+
+class _GoScriptObjfile:
+    """The objfile as Go's runtime-gdb.py sees it. That script replaces the objfile's printer list
+    (`goobjfile.pretty_printers = []`) and appends its own, which include a map printer: when gdb
+    auto-loads it with the program no event follows, so the list it installs starts with gomap's."""
+
+    def __init__(self, real):
+        object.__setattr__(self, "_real", real)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def __setattr__(self, name, value):
+        if name == "pretty_printers":
+            value = [GoMapPrettyPrinter()] + [p for p in value if getattr(p, "name", None) != "gomap"]
+            _took_over()
+        setattr(self._real, name, value)
+
+    def __bool__(self):
+        return True
+
+
+def _from_go_script():
+    try:
+        return sys._getframe(2).f_code.co_filename.endswith("runtime-gdb.py")
+    except Exception:
+        return False
+
+
+def _wrap_objfile_getters():
+    """gdb.current_objfile / gdb.objfiles hand _GoScriptObjfile to runtime-gdb.py only."""
+    real = _STATE.setdefault("real_getters", (gdb.current_objfile, gdb.objfiles))
+
+    def current_objfile():
+        o = real[0]()
+        return _GoScriptObjfile(o) if o is not None and _from_go_script() else o
+
+    def objfiles():
+        objs = real[1]()
+        return [_GoScriptObjfile(o) for o in objs] if _from_go_script() else objs
+
+    current_objfile.__doc__, objfiles.__doc__ = real[0].__doc__, real[1].__doc__
+    gdb.current_objfile, gdb.objfiles = current_objfile, objfiles
+
+
+def _refront_printers(*_args):
+    """Puts gomap's printer first again on every Go objfile: Go's runtime-gdb.py replaces an
+    objfile's printer list when gdb auto-loads it (after the new_objfile event) or when it is
+    sourced by hand, so this runs on the next objfile, after the event and before each prompt."""
+    for objfile in gdb.objfiles():
+        _printer_for(objfile)
+
+
 def _on_new_objfile(event):
     _bump()
-    _printer_for(event.new_objfile)
+    _refront_printers()
 
 
 def _register_printers():
@@ -934,6 +966,7 @@ def _register():
     GomapWatch()
     GomapDirect()
     _connect_events()
+    _wrap_objfile_getters()
     _register_printers()
     _STATE["generation"] += 1  # a re-source starts from fresh sessions
     if _native is not None:

@@ -45,6 +45,7 @@ if os.path.dirname(os.path.abspath(common.__file__)) != _HERE:
 
 CATEGORY = "gomap"
 MAP_TYPE_REGEX = r"^map\["
+RENDERED_TYPE_REGEX = r"^(string|\[\].*|interface \{.*)$"  # Go types whose C shape says little
 MAX_CHILDREN = 10000  # synthetic children shown for one map (the summary gives the full len)
 ELF_CORE = 4
 
@@ -281,54 +282,234 @@ _native = common.load_native()
 
 _LONG_HELP = """Decode Go maps (hash maps and swiss tables) in this process or core file.
 
-Usage: gomap SUBCOMMAND [OPTIONS] ARGS      (gomap SUBCOMMAND --help for its options)
-Subcommands: show, buckets, check, maps, layout (the same options and JSON as the gomap CLI).
+Usage: gomap SUBCOMMAND [OPTIONS] ARGS      (gomap SUBCOMMAND --help, or help gomap SUBCOMMAND)
+Subcommands: show, buckets, check, maps, layout (the same options and JSON as the gomap CLI),
+watch (writes, deletes and growth of one map in a live process), help.
 EXPR is a package-level variable (main.cache, main.srv.sessions), a local of the selected frame
 or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
-`target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N);
-add -P 1 to see their entries as children.
-"""
+`target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N, or nil);
+add -P 1 (or more) to see their entries as children: typed values, so structs expand into fields,
+pointers are pointers and nested maps expand in turn.
+Tab completion: subcommands (LLDB 16 lets Python commands complete nothing else)."""
+
+_SUBCOMMANDS = ("show", "buckets", "check", "maps", "layout")
 
 
-class GomapCommand:
+class GomapSubcommand:
+    """`gomap SUB ...`: the line goes to the Rust core's own argument grammar."""
+
+    sub = None
+
+    def __init__(self, debugger, internal_dict):
+        pass
+
+    def _help(self):
+        if self.sub == "watch":
+            return common.WATCH_HELP
+        return (_native.help_text([self.sub]) if _native is not None else None) or _LONG_HELP
+
+    def get_short_help(self):
+        return " ".join(self._help().strip().split("\n\n")[0].split("\n")[0].split())
+
+    def get_long_help(self):
+        return self._help()
+
+    def __call__(self, debugger, command, exe_ctx, result):
+        _run_command(self.sub, command, exe_ctx, result, debugger)
+
+
+class GomapHelp:
     def __init__(self, debugger, internal_dict):
         pass
 
     def get_short_help(self):
-        return "Decode Go maps: gomap show|buckets|check|maps|layout EXPR (gomap SUBCOMMAND --help)."
-
-    def get_long_help(self):
-        text = None
-        if _native is not None:
-            try:
-                text = _native.help_text([])
-            except Exception:
-                text = None
-        return _LONG_HELP + ("\n" + text if text else "")
+        return "What gomap does, its subcommands and EXPR."
 
     def __call__(self, debugger, command, exe_ctx, result):
-        BACKEND.exe_ctx = exe_ctx
+        sub = command.split()[0] if command.split() else None
+        text = _native.help_text([sub]) if sub and _native is not None else None
+        result.AppendMessage((text or _LONG_HELP).rstrip("\n"))
+        result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+
+
+def _run_command(sub, command, exe_ctx, result, debugger):
+    BACKEND.exe_ctx = exe_ctx
+    try:
+        words = command.split()
+        needs_memory = "--help" not in words and "-h" not in words
+        if needs_memory and exe_ctx.target.IsValid() and not exe_ctx.process.IsValid():
+            raise common.UserError("no process: launch the program, attach to it (lldb -p PID) or load a core (lldb BIN -c CORE) first")
+        if sub == "watch":
+            _watch(debugger, command, exe_ctx, result)
+            return
+        status, out = LAYER.run([sub] + _split(command))
+        if out:
+            result.AppendMessage(out.rstrip("\n"))
+        result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+        try:  # formatters for a target loaded after the import; typed map variables
+            _prepare_target(debugger)
+        except Exception:
+            pass
+    except common.UserError as e:
+        result.SetError("gomap: " + _one_line(e) if not str(e).startswith("gomap") else _one_line(e))
+    except KeyboardInterrupt:
+        result.SetError("gomap: interrupted")
+    except Exception as e:  # never a traceback in the user's LLDB
+        result.SetError("gomap: internal error: %s: %s" % (type(e).__name__, _one_line(e)))
+    finally:
+        BACKEND.exe_ctx = None
+
+
+def _split(command):
+    import shlex
+
+    try:
+        return shlex.split(command)
+    except ValueError as e:
+        raise common.UserError("cannot parse arguments: %s" % e)
+
+
+# ---- watch ------------------------------------------------------------------------------------------
+
+class _LldbFrame:
+    """The frame of a watch breakpoint hit, as common.Watch reads it."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def reg(self, name):
+        v = self.frame.FindRegister(name)
+        if not v.IsValid():
+            raise common.UserError("no register %s" % name)
+        return v.GetValueAsUnsigned() & 0xFFFFFFFFFFFFFFFF
+
+    def name(self):
+        return self.frame.GetFunctionName() or ""
+
+    def read(self, addr, size):
+        return BACKEND.read_memory(addr, size)
+
+    def callers(self):
+        thread = self.frame.GetThread()
+        for i in range(self.frame.GetFrameID() + 1, min(thread.GetNumFrames(), 64)):
+            f = thread.GetFrameAtIndex(i)
+            le = f.GetLineEntry()
+            where = None
+            if le.IsValid() and le.GetFileSpec().IsValid() and le.GetLine():
+                where = "%s:%d" % (le.GetFileSpec().GetFilename(), le.GetLine())
+            yield f.GetFunctionName() or "??", where
+
+
+_WATCH = {}
+
+
+def _watch_stop(frame, bp_loc, internal_dict):
+    """Breakpoint callback of `gomap watch`: False lets the program go on."""
+    w = _WATCH.get("current")
+    if w is None:
+        return False
+    info = w.bps.get(bp_loc.GetBreakpoint().GetID())
+    if info is None:
+        return False
+    func, kind, argi, regs = info
+    try:
+        view = _LldbFrame(frame)
+        if view.reg(regs[argi]) != w.addr:
+            return False
+        if w.events >= w.count:
+            return True
+        with BACKEND.using(frame.GetThread().GetProcess().GetTarget(), frame):
+            stop, line = w.hit(func, kind, regs, view)
+        if line:
+            print(line, flush=True)
+        return stop
+    except KeyboardInterrupt:
+        w.interrupted = True
+        return True
+    except BaseException as e:  # a broken callback would stop the process with a traceback
+        w.errors.append(_one_line(e))
+        return False
+
+
+def _arch(target):
+    triple = (target.GetTriple() or "").split("-", 1)[0]
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(triple)
+
+
+def _watch(debugger, command, exe_ctx, result):
+    parsed = common.parse_watch_args(_split(command))
+    if parsed is None:
+        result.AppendMessage(common.WATCH_HELP)
+        return
+    expr, count, type_name = parsed
+    target, process = exe_ctx.target, exe_ctx.process
+    if BACKEND._is_core():
+        raise common.UserError("gomap watch needs a live process; this is a core file (use gomap show / check)")
+    if not process.IsValid() or not process.is_alive:
+        raise common.UserError("gomap watch needs a live process: launch it or attach to it first")
+    arch = _arch(target)
+    if arch is None:
+        raise common.UserError("gomap watch supports amd64 and arm64 Go programs only")
+    regs = common.ARG_REGS[arch]
+    doc = common.watch_target(LAYER, expr, type_name)
+    w = common.Watch(LAYER, int(doc["address"], 16), doc["type"], count, arch)
+    w.bps, w.interrupted = {}, False
+    found, made = [], []
+    try:
+        for func, kind, argi, nargs in common.WATCH_FUNCS:
+            addr = _symbol_load_address(target, func)
+            if addr is None:
+                continue
+            bp = target.BreakpointCreateByAddress(addr)
+            if not bp.IsValid():
+                continue
+            made.append(bp)
+            bp.SetScriptCallbackFunction("%s._watch_stop" % __name__)
+            w.bps[bp.GetID()] = (func, kind, argi, regs[:nargs])
+            found.append(func)
+        common.check_watch_functions(found)
+        _quiet_sigurg(debugger, target)
+        print(common.watch_banner(expr, doc, len(found), count), flush=True)
+        was_async = debugger.GetAsync()
+        debugger.SetAsync(False)
+        _WATCH["current"] = w
         try:
-            words = command.split()
-            needs_memory = words and words[0] not in ("help",) and "--help" not in words and "-h" not in words
-            if needs_memory and exe_ctx.target.IsValid() and not exe_ctx.process.IsValid():
-                raise common.UserError("no process: launch the program, attach to it (lldb -p PID) or load a core (lldb BIN -c CORE) first")
-            status, out = LAYER.run(command)
-            if out:
-                result.AppendMessage(out.rstrip("\n"))
-            result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
-            try:  # formatters for a target loaded after the import; typed map variables
-                _prepare_target(debugger)
-            except Exception:
-                pass
-        except common.UserError as e:
-            result.SetError("gomap: " + _one_line(e) if not str(e).startswith("gomap") else _one_line(e))
-        except KeyboardInterrupt:
-            result.SetError("gomap: interrupted")
-        except Exception as e:  # never a traceback in the user's LLDB
-            result.SetError("gomap: internal error: %s: %s" % (type(e).__name__, _one_line(e)))
+            err = process.Continue()
+            if err.Fail():
+                raise common.UserError("gomap watch: %s after %d event(s)" % (_one_line(err.GetCString()), w.events))
         finally:
-            BACKEND.exe_ctx = None
+            _WATCH["current"] = None
+            debugger.SetAsync(was_async)
+    finally:
+        for bp in made:
+            target.BreakpointDelete(bp.GetID())
+    lines = w.summary_lines(interrupted=w.interrupted)
+    if process.GetState() == lldb.eStateExited:
+        lines.append("gomap watch: the program exited (status %d)" % process.GetExitStatus())
+    result.AppendMessage("\n".join(lines))
+    result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+
+
+def _is_go_target(target):
+    return target.IsValid() and target.FindSymbols("runtime.buildVersion").GetSize() > 0
+
+
+def _quiet_sigurg(debugger, target):
+    """Go preempts goroutines with SIGURG, many times a second: LLDB would stop on each. Pass it to
+    the program without stopping or printing, once per target (and say so once)."""
+    if not _is_go_target(target):
+        return
+    key = target.GetExecutable().fullpath
+    if key in _STATE["sigurg"]:
+        return
+    res = lldb.SBCommandReturnObject()
+    debugger.GetCommandInterpreter().HandleCommand("process handle -p true -s false -n false SIGURG", res)
+    if res.Succeeded():
+        _STATE["sigurg"].add(key)
+        if not _STATE.get("sigurg_said"):
+            _STATE["sigurg_said"] = True
+            print("gomap: SIGURG (Go's preemption signal) now passes to the program without stopping LLDB "
+                  "(process handle -s true SIGURG to stop on it again)")
 
 
 # ---- formatters: summary and children for values of type map[K]V --------------------------------------
@@ -360,7 +541,7 @@ def _map_summary(valobj):
             return None
         addr, name = m
         if addr == 0:
-            return "len=0 (nil)"
+            return "nil"
         length, impl, _items, _more = LAYER.summary(addr, name, 0)
         return "len=%d" % length
     except common.UserError as e:
@@ -370,41 +551,114 @@ def _map_summary(valobj):
 
 
 class MapChildren:
-    """Synthetic children: one child per entry, named by the key, holding the value as text."""
+    """Synthetic children: one child per entry, named by the key as gomap renders it, holding the
+    value as a typed LLDB value at its slot (structs expand into fields, pointers are pointers,
+    nested maps come back through this provider; the Go types are in gomap's types module), or
+    as text where the module has no type for it (interfaces, slices: see `value_summary`).
+    Entries are decoded a page at a time, as LLDB asks for them."""
+
+    PAGE = 256
 
     def __init__(self, valobj, internal_dict):
         self.valobj = valobj
-        self.items = []
+        self.map = None
+        self.count = 0
+        self.pages = {}
+        self.etype = None
+        self.render = 3
 
     def update(self):
-        self.items = []
+        self.map, self.count, self.pages, self.etype = None, 0, {}, None
         try:
             m = _map_of_value(self.valobj)
             if m is not None and m[0] != 0:
-                with BACKEND.using(self.valobj.GetTarget()):
-                    _len, _impl, items, more = LAYER.summary(m[0], m[1], MAX_CHILDREN)
-                self.items = items
+                target = self.valobj.GetTarget()
+                with BACKEND.using(target):
+                    length = LAYER.summary(m[0], m[1], 0)[0]
+                    _k, _ks, _kt, ename, esize, etyped = LAYER.map_info(m[1])
+                # Untyped for gdb (interfaces, slices) is typed here: value_summary renders them.
+                self.etype = _lldb_type(target, ename, esize)
+                self.render = 1 | (0 if self.etype is not None else 2)
+                self.map, self.count = m, min(length, MAX_CHILDREN)
         except Exception:
-            self.items = []
+            self.map, self.count = None, 0
         return False
 
     def num_children(self):
-        return len(self.items)
+        return self.count
 
     def has_children(self):
         return True
 
+    def _entry(self, index):
+        page = index // self.PAGE
+        if page not in self.pages:
+            try:
+                with BACKEND.using(self.valobj.GetTarget()):
+                    _len, items, _more = LAYER.entries(self.map[0], self.map[1], page * self.PAGE, self.PAGE, self.render)
+            except Exception:
+                items = []
+            if len(self.pages) > 64:
+                self.pages.clear()
+            self.pages[page] = items
+        items = self.pages[page]
+        i = index - page * self.PAGE
+        return items[i] if i < len(items) else None
+
     def get_child_index(self, name):
-        for i, (k, _v) in enumerate(self.items):
-            if "[%s]" % k == name:
+        for i in range(self.count):
+            e = self._entry(i)
+            if e is not None and "[%s]" % e[2] == name:
                 return i
         return -1
 
     def get_child_at_index(self, index):
-        if index < 0 or index >= len(self.items):
+        if self.map is None or index < 0 or index >= self.count:
             return None
-        key, value = self.items[index]
-        return _text_value(self.valobj, "[%s]" % key, value)
+        e = self._entry(index)
+        if e is None:
+            return None
+        _ka, ea, ktext, etext = e
+        name = "[%s]" % ktext
+        if self.etype is not None:
+            return self.valobj.CreateValueFromAddress(name, ea, self.etype)
+        return _text_value(self.valobj, name, etext)
+
+
+def _lldb_type(target, name, size):
+    """The LLDB type for a Go type name, from gomap's types module of this target, or None."""
+    module = _types_module(target)
+    if module is None:
+        return None
+
+    def find(n):
+        t = module.FindFirstType(n)
+        return t if t.IsValid() else None
+
+    ty = common.go_type_by_name(name, find, lambda t: t.GetPointerType(), lambda t, n: t.GetArrayType(n))
+    if ty is None or not ty.IsValid() or ty.GetByteSize() != size:
+        return None
+    return ty
+
+
+def _types_module(target):
+    obj = _TYPE_MODULES.get((target.GetExecutable().fullpath, target.GetProcess().GetProcessID()))
+    if not obj:
+        return None
+    m = target.FindModule(lldb.SBFileSpec(obj))
+    return m if m.IsValid() else None
+
+
+def value_summary(valobj, internal_dict):
+    """Go strings, slices and interfaces (types from gomap's module) as gomap renders them."""
+    try:
+        addr = valobj.GetLoadAddress()
+        if addr == lldb.LLDB_INVALID_ADDRESS:
+            return None
+        with BACKEND.using(valobj.GetTarget()):
+            return LAYER.render(addr, valobj.GetTypeName())
+    except Exception as e:
+        return "<gomap: %s>" % _one_line(e)
 
 
 def _text_value(parent, name, text):
@@ -471,10 +725,12 @@ def _asm_string(text):
                             for b in text.encode("utf-8"))
 
 
-def _types_module_source(type_names, variables):
+def _types_module_source(type_names, variables, graph=()):
     """Assembly for a DWARF 4 C unit: `typedef void *map[K]V;` per name (the map variable's value,
-    the header pointer), `map[K]V NAME;` at an absolute address per variable, and per package a
-    variable named for the package whose fields are its map variables."""
+    the header pointer), `map[K]V NAME;` at an absolute address per variable, per package a
+    variable named for the package whose fields are its map variables, and the Go key and element
+    types of the maps as C types (`graph`, from the core's `type_graph`: base types, structs with
+    their fields, pointers, arrays), so that synthetic children can be typed values."""
     L = ['\t.section .debug_abbrev,"",@progbits']
     abbrevs = [
         (1, 0x11, 1, [(0x13, 0x0B), (0x03, 0x08)]),              # compile_unit: language, name
@@ -483,6 +739,10 @@ def _types_module_source(type_names, variables):
         (4, 0x34, 0, [(0x03, 0x08), (0x49, 0x13), (0x3F, 0x19), (0x02, 0x18)]),  # variable
         (5, 0x13, 1, [(0x03, 0x08), (0x0B, 0x0F)]),              # structure_type: name, size
         (6, 0x0D, 0, [(0x03, 0x08), (0x49, 0x13), (0x38, 0x0F)]),  # member: name, type, offset
+        (7, 0x0F, 0, [(0x0B, 0x0B), (0x49, 0x13)]),              # pointer_type: size, type
+        (8, 0x24, 0, [(0x03, 0x08), (0x3E, 0x0B), (0x0B, 0x0F)]),  # base_type: name, encoding, size
+        (9, 0x01, 1, [(0x49, 0x13)]),                            # array_type: element type
+        (10, 0x21, 0, [(0x37, 0x0F)]),                           # subrange_type: count
     ]
     for code, tag, children, attrs in abbrevs:
         L.append("\t.byte %s" % ",".join(str(b) for b in _uleb(code) + _uleb(tag) + [children]))
@@ -494,10 +754,13 @@ def _types_module_source(type_names, variables):
           "\t.short 4", "\t.long 0", "\t.byte 8",
           "\t.byte 1", "\t.byte 0x0c", "\t.string %s" % _asm_string("gomap Go map types"),
           ".Lvoidp:", "\t.byte 2", "\t.byte 8"]
+    graph = list(graph)
+    names = set(type_names) | {name for _id, name, kind, *_ in graph if kind == "map"}
     labels = {}
-    for i, name in enumerate(sorted(set(type_names))):
+    for i, name in enumerate(sorted(names)):
         labels[name] = ".Lt%d" % i
         L += [".Lt%d:" % i, "\t.byte 3", "\t.string %s" % _asm_string(name), "\t.long .Lvoidp - .Lcu"]
+    L += _graph_source(graph, labels)
     packages = {}
     for name, type_name, addr in variables:
         if type_name not in labels:
@@ -523,6 +786,39 @@ def _types_module_source(type_names, variables):
     return "\n".join(L)
 
 
+def _graph_source(graph, map_labels):
+    """DIEs for the core's type graph (see Session.type_graph); maps refer to the map typedefs."""
+    ids = {node[0] for node in graph}
+    label = {}
+    for node in graph:
+        tid, name, kind = node[0], node[1], node[2]
+        label[tid] = map_labels[name] if kind == "map" and name in map_labels else ".Ly%d" % tid
+
+    def ref(tid):
+        return ("\t.long %s - .Lcu" % label[tid]) if tid in ids else "\t.long .Lvoidp - .Lcu"
+
+    L = []
+    for tid, name, kind, size, target, count, encoding, fields in graph:
+        if kind == "map":
+            continue
+        L.append("%s:" % label[tid])
+        if kind == "base":
+            L += ["\t.byte 8", "\t.string %s" % _asm_string(name), "\t.byte %d" % (encoding or 7),
+                  "\t.uleb128 %d" % size]
+        elif kind == "struct" or kind == "opaque":
+            L += ["\t.byte 5", "\t.string %s" % _asm_string(name), "\t.uleb128 %d" % size]
+            for fname, offset, ftype in fields:
+                L += ["\t.byte 6", "\t.string %s" % _asm_string(fname or "_"), ref(ftype), "\t.uleb128 %d" % offset]
+            L.append("\t.byte 0")
+        elif kind == "ptr":
+            L += ["\t.byte 7", "\t.byte 8", ref(target) if target else "\t.long .Lvoidp - .Lcu"]
+        elif kind == "array":
+            L += ["\t.byte 9", ref(target), "\t.byte 10", "\t.uleb128 %d" % count, "\t.byte 0"]
+        else:  # typedef
+            L += ["\t.byte 3", "\t.string %s" % _asm_string(name), ref(target)]
+    return L
+
+
 def _ensure_types_module(target):
     """Adds gomap's module of Go map types and package-level map variables to `target` once."""
     import hashlib
@@ -543,7 +839,11 @@ def _ensure_types_module(target):
         tn = session.global_type(name)
         if link is not None and tn:
             variables.append((name, tn, (link + bias) & 0xFFFFFFFFFFFFFFFF))
-    src = _types_module_source(types, variables)
+    try:
+        graph = session.type_graph(types)
+    except Exception:
+        graph = []  # children are then shown as text
+    src = _types_module_source(types, variables, graph)
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
     os.makedirs(_TYPES_DIR, exist_ok=True)
     obj = os.path.join(_TYPES_DIR, "gotypes-%s.o" % digest)
@@ -601,9 +901,10 @@ def _ensure_types_module(target):
 # added to targets, and the executables a frame recognizer is registered for.
 _STATE = getattr(lldb, "_gomap_state", None)
 if _STATE is None:
-    _STATE = {"modules": {}, "recognizers": set()}
+    _STATE = {"modules": {}, "recognizers": set(), "sigurg": set()}
     lldb._gomap_state = _STATE
 _TYPE_MODULES = _STATE["modules"]
+_STATE.setdefault("sigurg", set())
 
 
 def _map_sbtype(target, type_name):
@@ -654,8 +955,11 @@ class StopHook:
 
     def handle_stop(self, exe_ctx, stream):
         try:
-            if exe_ctx.target.IsValid():
-                _ensure_types_module(exe_ctx.target)
+            t = exe_ctx.target
+            if t.IsValid() and _is_go_target(t):
+                _quiet_sigurg(t.GetDebugger(), t)
+                _add_recognizer(t.GetDebugger(), t, stop_hook=False)
+                _ensure_types_module(t)
         except Exception:
             pass
         return True  # never changes whether LLDB stops
@@ -666,12 +970,34 @@ def _prepare_target(debugger):
     added again by the first gomap command on a target loaded later)."""
     t = debugger.GetSelectedTarget()
     if not t.IsValid():
+        # Imported before any target (an ~/.lldbinit): a stop hook on LLDB's dummy target is
+        # copied into every target created later, and does the set-up at its first stop.
+        # SIGURG goes there too (whether the program will be Go is not known yet; SIGURG is Go's).
+        if not _STATE.get("dummy_hook"):
+            _STATE["dummy_hook"] = True
+            ci, res = debugger.GetCommandInterpreter(), lldb.SBCommandReturnObject()
+            ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
+            ci.HandleCommand("process handle -p true -s false -n false SIGURG", res)
+            if res.Succeeded() and not _STATE.get("sigurg_said"):
+                _STATE["sigurg_said"] = True
+                print("gomap: SIGURG (Go's preemption signal) will pass to the programs of new targets without "
+                      "stopping LLDB (process handle -s true SIGURG to stop on it again)")
         return
+    try:
+        _quiet_sigurg(debugger, t)
+    except Exception:
+        pass
     if t.GetProcess().IsValid():
         try:
             _ensure_types_module(t)
         except Exception as e:
             print("gomap: Go map types for frame/target variable unavailable: %s" % _one_line(e))
+    _add_recognizer(debugger, t, stop_hook=not _STATE.get("dummy_hook"))
+
+
+def _add_recognizer(debugger, t, stop_hook):
+    """The frame recognizer for this executable (and the stop hook, unless the dummy target's
+    copy is already there), once."""
     exe = t.GetExecutable()
     if exe.IsValid() and exe.fullpath not in _STATE["recognizers"]:
         _STATE["recognizers"].add(exe.fullpath)
@@ -679,10 +1005,16 @@ def _prepare_target(debugger):
         res = lldb.SBCommandReturnObject()
         ci.HandleCommand("frame recognizer add -l %s.GoFrameRecognizer -s '%s' -x -n . -f false"
                          % (__name__, exe.GetFilename()), res)
-        ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
+        if stop_hook:
+            ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
 
 
 # ---- registration (idempotent) ---------------------------------------------------------------------
+
+def _quote(text):
+    """An LLDB command-line argument for a one-line text without single quotes or backticks."""
+    return "'%s'" % text.replace("'", '"').replace("`", '"')
+
 
 def __lldb_init_module(debugger, internal_dict):
     mod = __name__
@@ -693,10 +1025,22 @@ def __lldb_init_module(debugger, internal_dict):
         ci.HandleCommand(cmd, res)
         return res
 
-    run("command script add -o -c %s.GomapCommand gomap" % mod)
+    # A container, so that LLDB completes the subcommands and `help gomap` is one text.
+    run("command script delete gomap")
+    run("command container add -o -h %s -H %s gomap" % (
+        _quote("Decode Go maps (hash maps and swiss tables) in this process or core file."),
+        _quote('gomap SUBCOMMAND [OPTIONS] ARGS, where EXPR is a package-level variable (main.cache), a local '
+               'or a field of one (box.index), or 0xADDR --type "map[K]V". "gomap help" says more; '
+               '"help gomap SUBCOMMAND" lists the options of one.')))
+    for sub in _SUBCOMMANDS + ("watch",):
+        cls = "Gomap_" + sub
+        globals()[cls] = type(cls, (GomapSubcommand,), {"sub": sub})
+        run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
+    run("command script add -o -c %s.GomapHelp gomap help" % mod)
     run("type category delete %s" % CATEGORY)
     run("type summary add -e -w %s -x '%s' -F %s.map_summary" % (CATEGORY, MAP_TYPE_REGEX, mod))
     run("type synthetic add -w %s -x '%s' -l %s.MapChildren" % (CATEGORY, MAP_TYPE_REGEX, mod))
+    run("type summary add -w %s -x '%s' -F %s.value_summary" % (CATEGORY, RENDERED_TYPE_REGEX, mod))
     run("type category enable %s" % CATEGORY)
     _prepare_target(debugger)
     if _native is not None:

@@ -45,6 +45,7 @@ pub enum Cmd {
     /// Census of every map reachable from package-level variables.
     Maps(MapsArgs),
     /// What the engine discovered in this binary: Go version, implementation, structure layouts.
+    /// Needs only --binary.
     Layout(LayoutArgs),
 }
 
@@ -100,12 +101,15 @@ pub struct ShowArgs {
 
 #[derive(Args, Debug)]
 pub struct BucketsArgs {
+    /// A package-level variable (main.cache), a dotted path (main.srv.sessions), or 0xADDR with --type.
     pub expr: String,
+    /// The map type of an address, e.g. 'map[string]int'.
     #[arg(long = "type", value_name = "T")]
     pub type_name: Option<String>,
     /// Only buckets (classic) or tables (swiss) I..J (inclusive; I alone for one).
     #[arg(long, value_name = "I[:J]")]
     pub range: Option<String>,
+    /// JSON output: every bucket or group with its slot states (CONTRACT.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -116,25 +120,35 @@ pub struct BucketsArgs {
 pub struct CheckArgs {
     /// Maps to check; none means every map reachable from package-level variables.
     pub exprs: Vec<String>,
+    /// The map type of addresses given as 0xADDR, e.g. 'map[string]int'.
     #[arg(long = "type", value_name = "T")]
     pub type_name: Option<String>,
+    /// JSON output: a list of map objects with their findings (CONTRACT.md).
     #[arg(long)]
     pub json: bool,
+    /// Only the maps with findings (the summary line still counts every map).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub th: Thresholds,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum SortKey {
+    /// Heap bytes the map holds.
     Bytes,
+    /// Bytes a rebuilt map would save.
     Waste,
+    /// Live entries.
     Len,
 }
 
 #[derive(Args, Debug)]
 pub struct MapsArgs {
+    /// JSON output: a list of map objects, each with its worst finding (CONTRACT.md).
     #[arg(long)]
     pub json: bool,
+    /// Order of the rows, largest first: heap bytes, bytes a rebuild would save, or entries.
     #[arg(long, value_enum, default_value_t = SortKey::Bytes)]
     pub sort: SortKey,
     #[command(flatten)]
@@ -143,6 +157,7 @@ pub struct MapsArgs {
 
 #[derive(Args, Debug)]
 pub struct LayoutArgs {
+    /// JSON output: every offset and size, per map type.
     #[arg(long)]
     pub json: bool,
 }

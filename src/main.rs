@@ -32,7 +32,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> gomap::Result<i32> {
-    let t = gomap::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?;
+    let t = match (&cli.cmd, cli.binary.as_deref(), cli.core.is_none() && cli.pid.is_none()) {
+        // `layout` describes the executable: it needs no memory but the file's own.
+        (gomap::cli::Cmd::Layout(_), Some(b), true) => {
+            let bin = std::sync::Arc::new(gomap::binary::Binary::open(b)?);
+            let mem = gomap::memory::exe::ExeMemory { image: bin.image.clone(), path: b.to_path_buf() };
+            gomap::Target::new(bin, Box::new(mem))
+        }
+        _ => gomap::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?,
+    };
     let stdout = std::io::stdout();
     let lock = stdout.lock();
     // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write

@@ -202,6 +202,126 @@ impl Session {
         })
     }
 
+    /// map_info(type_name) -> the key and element types as (key_name, key_size, key_typed, elem_name, elem_size, elem_typed)). `typed` says whether a
+    /// debugger's own value of that type shows the Go value (scalars, strings, arrays, structs,
+    /// pointers, maps); for the others (interfaces, slices, funcs) front ends show gomap's text.
+    fn map_info(&self, type_name: &str) -> PyResult<(String, u64, bool, String, u64, bool)> {
+        guard(|| {
+            let d = &self.t.bin.dwarf;
+            let id = d.named(type_name).ok_or_else(|| Error::Expr(format!("no type {type_name} in the binary")))?;
+            let m = self.t.map_type(id)?;
+            let typed = |id: u64| matches!(go_kind(d, id), 1..=18 | 21 | 22 | 24..=26);
+            Ok((d.name_of(m.key).to_string(), m.key_size, typed(m.key), d.name_of(m.elem).to_string(), m.elem_size, typed(m.elem)))
+        })
+    }
+
+    /// entries(addr, type_name, skip, limit, render) -> (len, [(key_addr, elem_addr, key_text,
+    /// elem_text)], more): the entries after the first `skip` in walk order, with the addresses
+    /// of their key and element (front ends build typed debugger values there); texts are
+    /// rendered only for the sides `render` asks for (bit 1: keys, bit 2: elements), else None.
+    /// A walk stops after `limit` entries, so a front end paging through a big map pays for the
+    /// pages it shows.
+    fn entries(&self, addr: u64, type_name: &str, skip: u64, limit: u64, render: u8) -> PyResult<(u64, Vec<Entry>, bool)> {
+        guard(|| {
+            let r = inspect::resolve(&self.t, &format!("{addr:#x}"), Some(type_name), None)?;
+            let m = self.t.map_type(r.ty)?;
+            let rend = Renderer::new(&self.t, Style::Text, 0);
+            let mut v = Slots { r: &rend, key: m.key, elem: m.elem, skip, limit, render, seen: 0, items: Vec::new(), more: false };
+            let h = decode::walk(&self.t, &m, addr, &mut v)?;
+            Ok((h.len, v.items, v.more))
+        })
+    }
+
+    /// type_graph(map_type_names, max_types=4000) -> [(id, name, kind, size, target, count, encoding,
+    /// [(field, offset, type id)])]: the DWARF shape of the key and element types of these maps and of
+    /// the types they are built from, for debuggers without Go types (LLDB gets them as C types).
+    /// kind: "base" (encoding: DW_ATE_*), "struct" (fields), "ptr" (target, 0 = untyped or beyond the
+    /// depth followed), "array" (target, count), "typedef" (target), "map" (a map type: the front
+    /// end's own map typedef), "opaque" (size only). Pointers are followed 3 deep, types capped.
+    #[pyo3(signature = (map_types, max_types=4000))]
+    fn type_graph(&self, map_types: Vec<String>, max_types: usize) -> PyResult<Vec<TypeNode>> {
+        guard(|| {
+            use crate::binary::Die;
+            let d = &self.t.bin.dwarf;
+            let mut queue: std::collections::VecDeque<(u64, u32)> = std::collections::VecDeque::new();
+            for name in &map_types {
+                if let Some(m) = d.named(name).and_then(|id| self.t.map_type(id).ok()) {
+                    queue.push_back((m.key, 0));
+                    queue.push_back((m.elem, 0));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            let mut out: Vec<TypeNode> = Vec::new();
+            while let Some((id, ptr_depth)) = queue.pop_front() {
+                if out.len() >= max_types || !seen.insert(id) {
+                    continue;
+                }
+                let Some(t) = d.get(id) else { continue };
+                let size = d.size_of(id).unwrap_or(0);
+                let is_map = t.go_kind & 0x1f == 21 || (t.name.starts_with("map[") && matches!(t.die, Die::Typedef { .. }));
+                let node = if is_map {
+                    (id, t.name.clone(), "map".to_string(), 8, 0, 0, 0, Vec::new())
+                } else {
+                    match &t.die {
+                        Die::Base { encoding } => {
+                            // DW_ATE_* from the Go kind (the DIE's own attribute as a fallback).
+                            let ate = match go_kind(d, id) {
+                                1 => 2,
+                                2..=6 => 5,
+                                7..=12 => 7,
+                                13 | 14 => 4,
+                                15 | 16 => 3,
+                                _ => *encoding,
+                            };
+                            (id, t.name.clone(), "base".into(), size, 0, 0, ate, Vec::new())
+                        }
+                        Die::Struct { fields } => {
+                            for f in fields {
+                                queue.push_back((f.ty, ptr_depth));
+                            }
+                            let fs = fields.iter().map(|f| (f.name.clone(), f.offset, f.ty)).collect();
+                            (id, t.name.clone(), "struct".into(), size, 0, 0, 0, fs)
+                        }
+                        Die::Pointer { target } => {
+                            let target = target.filter(|_| ptr_depth < 3).unwrap_or(0);
+                            if target != 0 {
+                                queue.push_back((target, ptr_depth + 1));
+                            }
+                            (id, t.name.clone(), "ptr".into(), 8, target, 0, 0, Vec::new())
+                        }
+                        Die::Array { elem: Some(e), count } => {
+                            queue.push_back((*e, ptr_depth));
+                            (id, t.name.clone(), "array".into(), size, *e, *count, 0, Vec::new())
+                        }
+                        Die::Typedef { target: Some(x) } => {
+                            queue.push_back((*x, ptr_depth));
+                            (id, t.name.clone(), "typedef".into(), size, *x, 0, 0, Vec::new())
+                        }
+                        _ => (id, t.name.clone(), "opaque".into(), size, 0, 0, 0, Vec::new()),
+                    }
+                };
+                out.push(node);
+            }
+            Ok(out)
+        })
+    }
+
+    /// render(addr, type_name) -> the Go value of that type at addr, as gomap's text shows it (for
+    /// debugger summaries of strings, slices and interfaces).
+    fn render(&self, addr: u64, type_name: &str) -> PyResult<String> {
+        guard(|| {
+            let d = &self.t.bin.dwarf;
+            let id = d.named(type_name).ok_or_else(|| Error::Expr(format!("no type {type_name} in the binary")))?;
+            let size = d.size_of(id).unwrap_or(0).min(1 << 16) as usize;
+            let mut bytes = vec![0u8; size];
+            self.t.mem.read(addr, &mut bytes)?;
+            let rend = Renderer::new(&self.t, Style::Text, 0);
+            let mut b = Vec::new();
+            rend.value(&mut b, id, &bytes);
+            Ok(String::from_utf8_lossy(&b).into_owned())
+        })
+    }
+
     /// Whether a type name is a Go map type in this binary.
     fn is_map_type(&self, type_name: &str) -> bool {
         self.t.bin.dwarf.named(type_name).map(|id| self.t.map_type(id).is_ok()).unwrap_or(false)
@@ -313,9 +433,8 @@ impl decode::Visitor for Pairs<'_, '_> {
     fn wants_entries(&self) -> bool {
         true
     }
-    /// A summary needs the header's len and the first `limit` entries, not the counts of a full walk.
-    fn satisfied(&self) -> bool {
-        self.more
+    fn stop_when_done(&self) -> bool {
+        true
     }
     fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
         if self.items.len() as u64 >= self.limit {
@@ -326,6 +445,68 @@ impl decode::Visitor for Pairs<'_, '_> {
         self.r.value(&mut kb, self.key, k);
         self.r.value(&mut eb, self.elem, e);
         self.items.push((String::from_utf8_lossy(&kb).into_owned(), String::from_utf8_lossy(&eb).into_owned()));
+        true
+    }
+}
+
+/// reflect.Kind of a type, through typedefs (0 when DWARF does not say).
+fn go_kind(d: &crate::binary::DwarfInfo, mut id: u64) -> u8 {
+    for _ in 0..16 {
+        let Some(t) = d.get(id) else { return 0 };
+        if t.go_kind != 0 {
+            return t.go_kind & 0x1f;
+        }
+        match t.die {
+            crate::binary::Die::Typedef { target: Some(x) } => id = x,
+            _ => return 0,
+        }
+    }
+    0
+}
+
+type Entry = (u64, u64, Option<String>, Option<String>);
+type TypeNode = (u64, String, String, u64, u64, u64, u8, Vec<(String, u64, u64)>);
+
+/// Collects one page of entries with their addresses for `Session.entries`.
+struct Slots<'a, 'r> {
+    r: &'a Renderer<'r>,
+    key: u64,
+    elem: u64,
+    skip: u64,
+    limit: u64,
+    render: u8,
+    seen: u64,
+    items: Vec<Entry>,
+    more: bool,
+}
+
+impl Slots<'_, '_> {
+    fn text(&self, id: u64, bytes: &[u8]) -> String {
+        let mut b = Vec::new();
+        self.r.value(&mut b, id, bytes);
+        String::from_utf8_lossy(&b).into_owned()
+    }
+}
+
+impl decode::Visitor for Slots<'_, '_> {
+    fn wants_entries(&self) -> bool {
+        true
+    }
+    fn stop_when_done(&self) -> bool {
+        true
+    }
+    fn entry_at(&mut self, ka: u64, ea: u64, k: &[u8], e: &[u8]) -> bool {
+        self.seen += 1;
+        if self.seen <= self.skip {
+            return true;
+        }
+        if self.items.len() as u64 >= self.limit {
+            self.more = true;
+            return false;
+        }
+        let kt = (self.render & 1 != 0).then(|| self.text(self.key, k));
+        let et = (self.render & 2 != 0).then(|| self.text(self.elem, e));
+        self.items.push((ka, ea, kt, et));
         true
     }
 }

@@ -846,6 +846,8 @@ impl<'t> Renderer<'t> {
                     out.extend_from_slice(b",\"len\":");
                     out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
                     out.push(b'}');
+                } else if addr == 0 {
+                    out.extend_from_slice(b"nil"); // a nil map, spelled as every front end spells it
                 } else {
                     out.extend_from_slice(b"map[len=");
                     out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());

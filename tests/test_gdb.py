@@ -51,9 +51,9 @@ MARK = "@@gomap-test@@"
 class Gdb:
     """One batch gdb run: `out[i]` is the text command i printed (stdout and stderr, in order)."""
 
-    def __init__(self, target_args, commands, timeout=180, env=None, source=SOURCE, cwd=None):
+    def __init__(self, target_args, commands, timeout=180, env=None, source=SOURCE, cwd=None, pre=()):
         argv = [GDB, "-nx", "-batch", "-ex", "set pagination off", "-ex", "set width 0",
-                "-ex", "set confirm off"]
+                "-ex", "set confirm off"] + list(pre)
         if source:
             argv += ["-ex", "source " + source]
         argv += ["-ex", "echo %s load\\n" % MARK]
@@ -115,22 +115,104 @@ def printed(text):
     return lines[0].split(" = ", 1)[1]
 
 
-def cli_text_entries(target, expr):
-    """The CLI's text rendering of a map's entries: [(key, value)] in walk order."""
-    out = cli_ok("show", *target, expr, "--limit", "0")
-    lines = out.splitlines()
-    start = next(i for i, l in enumerate(lines) if l.startswith("entries ("))
+# ---- reading gdb's values ------------------------------------------------------------------------------
+
+def split_top(body, sep=", "):
+    """`body` split at `sep` outside brackets, braces, parentheses and quotes."""
+    out, depth, cur, i, quote = [], 0, [], 0, None
+    while i < len(body):
+        c = body[i]
+        if quote:
+            cur.append(c)
+            if c == "\\" and i + 1 < len(body):
+                cur.append(body[i + 1])
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+            cur.append(c)
+        elif c in "[{(":
+            depth += 1
+            cur.append(c)
+        elif c in "]})":
+            depth -= 1
+            cur.append(c)
+        elif depth == 0 and body.startswith(sep, i):
+            out.append("".join(cur))
+            cur = []
+            i += len(sep)
+            continue
+        else:
+            cur.append(c)
+        i += 1
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+def gdb_map(value):
+    """gdb's `map[K]V len=N = {[k] = v, ...}` -> (type, len or None for nil, [(k, v)], more)."""
+    if re.match(r"^map\[[^ ]*(?: \{\})?[^ ]* nil$", value) or re.match(r"^[\w.]+ nil$", value):
+        return value[:-4], None, [], False
+    m = re.match(r"^(.*?) len=(\d+)(?: = \{(.*)\})?$", value, flags=re.S)
+    assert m, value
+    body = (m.group(3) or "").strip()
+    # gdb appends "..." to the last child it printed when it stops at `print elements` (the
+    # value's own "..." when a string was cut too: `"ab"......`).
+    more = body.endswith("...")
+    if more:
+        body = body[:-3]
     items = []
-    for l in lines[start + 1:]:
-        if not l.startswith("  "):
-            break
-        items.append(l[2:])
-    return items
+    for part in split_top(body):
+        k, _, v = part.strip().partition("] = ")
+        assert k.startswith("["), (part, value)
+        items.append((k[1:], v))
+    return m.group(1), int(m.group(2)), items, more
 
 
-def expected_print(type_name, length, items, more=False):
-    body = ", ".join(items) + (", ..." if more else "")
-    return "%s len=%d {%s}" % (type_name, length, body)
+def gdb_text(v):
+    """How gdb shows a Go value from the truth (ints, bools, plain strings, structs of those,
+    pointers), or None when the truth does not say it the same way."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        if v.startswith("0x"):
+            return v  # a pointer
+        if all(32 <= ord(c) < 127 for c in v):
+            return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+        return None
+    return None
+
+
+def gdb_struct(text):
+    """`{X = 1, Y = -2, Name = "a"}` -> {"X": "1", ...}."""
+    assert text.startswith("{") and text.endswith("}"), text
+    if text == "{<No data fields>}":
+        return {}
+    return dict(p.split(" = ", 1) for p in split_top(text[1:-1]))
+
+
+def expected_items(tm):
+    """The truth's entries as gdb shows them: {key text: value text}, or None if not all sayable."""
+    out = {}
+    for e in tm["entries"]:
+        k = gdb_text(e["key"])
+        if k is None:
+            return None
+        if isinstance(e["value"], dict) and "address" not in e["value"]:
+            fields = {f: gdb_text(x) for f, x in e["value"].items()}
+            if None in fields.values():
+                return None
+            out[k] = fields
+        else:
+            v = gdb_text(e["value"])
+            if v is None:
+                return None
+            out[k] = v
+    return out
 
 
 def print_expr(expr):
@@ -254,44 +336,236 @@ def test_core_every_map_json_equals_cli_and_truth(fixture, truth):
     assert printed(g[x + 15]) == "0", "check of a healthy map sets $gomap_status 0"
 
 
+def check_printed_map(got, tm, e, limit=100):
+    """One `print` of a map against its truth: header, number of entries, and the entries
+    themselves where the truth says them as gdb does (structs field by field)."""
+    ty, n, items, more = gdb_map(got)
+    assert ty == tm["type"], (e, got)
+    if tm["address"] == "0x0":
+        assert n is None and not items, (e, got)
+        return items
+    assert n == tm["len"], (e, got)
+    assert len(items) == min(tm["len"], limit) and more == (tm["len"] > limit), (e, len(items), got[:300])
+    want = expected_items(tm)
+    if want is not None and len(items) == tm["len"]:
+        have = {}
+        for k, v in items:
+            v = re.sub(r"^(-?\d+) '.*'$", r"\1", v)  # gdb shows 1-byte integers with their character too
+            have[k] = gdb_struct(v) if isinstance(want.get(k), dict) else v
+        assert have == want, (e, got)
+    return items
+
+
 def test_core_pretty_printer_matches_truth(fixture, truth):
-    """`print` of every map: `map[K]V len=N {k: v, ...}` with the same entries as the CLI shows, and
-    entries == truth; `set print elements` limits it."""
-    core = ["--binary", fixture["binary"], "--core", fixture["core"]]
-    extra = ["set print elements 4", "print 'main.strMap'", "print 'main.bigMap'", "set print elements 200",
-             "print 'main.cfg'", "print 'main.nilMap'", "print &'main.intMap'"]
+    """`print` of every map: `map[K]V len=N = {[k] = v, ...}` (gdb's map display: children
+    under the 'map' hint) with entries == truth, structs as fields, nested maps through the same
+    printer; `set print elements 4` cuts entries (2 pairs) and strings; `set print pretty on`."""
+    extra = ["set print elements 4", "print 'main.strMap'", "print 'main.bigMap'", "print 'main.litMap'",
+             "set print elements 200", "print 'main.cfg'", "print 'main.nilMap'", "print &'main.intMap'",
+             "set print pretty on", "print 'main.structMap'", "print 'main.emptyMap'"]
     exprs, g = _core_session(fixture, truth, extra)
     n = len(exprs)
     for i, e in enumerate(exprs):
-        tm = truth["maps"][e]
-        got = printed(g[n + i])
-        if tm["address"] == "0x0":
-            assert got == "%s len=0 {} (nil)" % tm["type"], got
-            continue
-        items = cli_text_entries(core, e)
-        assert len(items) == tm["len"], e
-        # gdb's default `print elements` is 200: the first 200 entries of the same walk, then "...".
-        assert got == expected_print(tm["type"], tm["len"], items[:200], len(items) > 200), e
-    # Independent of the CLI: maps whose text rendering is plain Go syntax, straight from the truth.
-    for e in ("main.intMap", "main.boolMap", "main.litMap", "main.strMap", "main.cfg.limits"):
-        got = printed(g[n + exprs.index(e)])
-        tm = truth["maps"][e]
-        body = got[len("%s len=%d {" % (tm["type"], tm["len"])):-1]
-        assert got.startswith("%s len=%d {" % (tm["type"], tm["len"])), got
-        want = sorted("%s: %s" % (json.dumps(x["key"], ensure_ascii=False), json.dumps(x["value"], ensure_ascii=False))
-                      for x in tm["entries"])
-        assert sorted(body.split(", ")) == want, (e, got)
+        # gdb's default `print elements` is 200 children: 100 entries.
+        check_printed_map(printed(g[n + i]), truth["maps"][e], e)
+    nested = gdb_map(printed(g[n + exprs.index("main.nestedMap")]))[2]
+    inner = {json.loads(k): v for k, v in nested}
+    for x in truth["maps"]["main.nestedMap"]["entries"]:
+        _, ilen, iitems, _ = gdb_map(inner[x["key"]])
+        assert ilen == (None if x["value"]["address"] == "0x0" else x["value"]["len"]), (x, inner)
+        assert len(iitems) == x["value"]["len"], inner  # the inner map expanded too
     x = 2 * n
-    strmap = printed(g[x + 1])
-    assert strmap.startswith("map[string]int len=50 {") and strmap.endswith(", ...}"), strmap
-    assert strmap.count(": ") == 4, strmap
-    big = printed(g[x + 2])
-    assert big.startswith("map[int]int len=1000000 {") and big.count(": ") == 4, big[:300]
-    cfg = printed(g[x + 4])
+    _, ln, items, more = gdb_map(printed(g[x + 1]))
+    assert ln == 50 and len(items) == 2 and more, g[x + 1]
+    assert all(k.endswith('"...') and len(json.loads(k[:-3])) == 4 for k, _ in items), g[x + 1]  # "key-"...
+    _, ln, items, more = gdb_map(printed(g[x + 2]))
+    assert ln == 1000000 and len(items) == 2 and more, g[x + 2][:300]
+    lit = printed(g[x + 3])
+    assert '["alph"...]' in lit or '["gamm"...]' in lit or '["unic"...]' in lit or '["beta"]' in lit, lit
+    cfg = printed(g[x + 5])
     limits = printed(g[n + exprs.index("main.cfg.limits")])
     assert "limits = %s" % limits in cfg, cfg  # the printer inside a struct
-    assert printed(g[x + 5]) == "map[string]int len=0 {} (nil)"
-    assert re.match(r"^\(map\[int\]int \*\) 0x[0-9a-f]+", printed(g[x + 6])), g[x + 6]
+    assert printed(g[x + 6]) == "map[string]int nil"
+    assert re.match(r"^\(map\[int\]int \*\) 0x[0-9a-f]+", printed(g[x + 7])), g[x + 7]
+    pretty = g[x + 9]
+    assert pretty.startswith("$") and pretty.count("\n") >= 3 * 5, pretty  # one line per field
+    assert re.search(r'^  \["origin"\] = \{$', pretty, flags=re.M) and re.search(r"^    X = 0,$", pretty, flags=re.M), pretty
+    assert printed(g[x + 10]) == "map[string]int len=0", g[x + 10]
+
+
+# ---- MI: what IDEs (VS Code's cppdbg, CLion) use ---------------------------------------------------------
+
+def mi_parse(text):
+    """The results of one MI record (`name=value,...` after `^done,`) as a dict; lists of results
+    become lists of their values."""
+    pos = 0
+
+    def cstring():
+        nonlocal pos
+        assert text[pos] == '"'
+        pos += 1
+        out = bytearray()
+        while text[pos] != '"':
+            c = text[pos]
+            if c == "\\":
+                nxt = text[pos + 1]
+                if nxt in "01234567":
+                    out.append(int(text[pos + 1:pos + 4], 8))
+                    pos += 4
+                    continue
+                out += {"n": b"\n", "t": b"\t", '"': b'"', "\\": b"\\"}.get(nxt, nxt.encode())
+                pos += 2
+                continue
+            out += c.encode()
+            pos += 1
+        pos += 1
+        return out.decode("utf-8", "replace")
+
+    def value():
+        nonlocal pos
+        c = text[pos]
+        if c == '"':
+            return cstring()
+        close = "}" if c == "{" else "]"
+        pos += 1
+        items, named = [], {}
+        while text[pos] != close:
+            if text[pos] in '"{[':
+                items.append(value())
+            else:
+                name, v = result()
+                named[name] = v
+                items.append(v)
+            if text[pos] == ",":
+                pos += 1
+        pos += 1
+        return named if c == "{" else items
+
+    def result():
+        nonlocal pos
+        eq = text.index("=", pos)
+        name = text[pos:eq]
+        pos = eq + 1
+        return name, value()
+
+    out = {}
+    while pos < len(text):
+        name, v = result()
+        out[name] = v
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+    return out
+
+
+def mi_session(target_args, commands, timeout=180):
+    """`gdb --interpreter=mi2` running `commands` (MI or CLI); returns one dict per command: the
+    results of its ^done record, or {"error": msg}."""
+    script = ["-enable-pretty-printing", "source " + SOURCE] + list(commands) + ["-gdb-exit"]
+    p = subprocess.run([GDB, "-nx", "--interpreter=mi2"] + list(target_args), input="\n".join(script) + "\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                       timeout=timeout, errors="replace")
+    records = [l for l in p.stdout.splitlines() if l.startswith(("^done", "^error", "^exit"))]
+    assert "Traceback" not in p.stdout and "Python Exception" not in p.stdout, p.stdout[-3000:]
+    # the first ^done is the target's load; then one per command
+    results = []
+    for r in records[2:2 + len(commands)]:
+        if r.startswith("^error"):
+            results.append({"error": mi_parse(r[len("^error,"):]).get("msg")})
+        else:
+            results.append(mi_parse(r[len("^done,"):]) if r.startswith("^done,") else {})
+    assert len(results) == len(commands), p.stdout[-3000:]
+    return results, p.stdout
+
+
+MI_MAPS = ("main.intMap", "main.structMap", "main.nestedMap")
+
+
+def check_mi(target_args, truth_maps):
+    """One MI session: -var-create and -var-list-children of each map of MI_MAPS, then
+    -var-list-children of each value child (names are known from the truth's len: a map's
+    children are key, value, key, value... named [0], [1], ...)."""
+    cmds = []
+    for i, e in enumerate(MI_MAPS):
+        cmds += ["-var-create m%d * %s" % (i, print_expr(e)), "-var-list-children --all-values m%d" % i]
+        cmds += ["-var-list-children --all-values m%d.[%d]" % (i, 2 * j + 1) for j in range(truth_maps[e]["len"])]
+    res, _ = mi_session(target_args, cmds)
+    pos = 0
+    for i, e in enumerate(MI_MAPS):
+        tm = truth_maps[e]
+        created, listed = res[pos], res[pos + 1]
+        subs = res[pos + 2:pos + 2 + tm["len"]]
+        pos += 2 + tm["len"]
+        assert created.get("displayhint") == "map" and created.get("dynamic") == "1", created
+        assert created["type"] == tm["type"], created
+        kids = listed["children"]
+        assert len(kids) == 2 * tm["len"], (e, listed)
+        got = {}
+        for j, (k, v) in enumerate(zip(kids[0::2], kids[1::2])):
+            sub = subs[j]
+            assert v["name"] == "m%d.[%d]" % (i, 2 * j + 1), v
+            key = json.loads(k["value"]) if k["value"].startswith('"') else int(k["value"])
+            if e == "main.intMap":
+                assert sub.get("numchild") == "0", sub
+                got[key] = int(v["value"])
+            elif e == "main.structMap":
+                assert v["type"] == "main.Point" and v["numchild"] == "3", v  # a struct: fields as children
+                fields = {c["exp"]: c["value"] for c in sub["children"]}
+                got[key] = {"X": int(fields["X"]), "Y": int(fields["Y"]), "Name": json.loads(fields["Name"])}
+            else:
+                assert v["type"] == "map[string]int" and v.get("displayhint") == "map", v  # the same printer
+                got[key] = {"len": len(sub.get("children", [])) // 2}
+        if e == "main.nestedMap":
+            want = {x["key"]: {"len": x["value"]["len"]} for x in tm["entries"]}
+        else:
+            want = {x["key"]: x["value"] for x in tm["entries"]}
+        assert got == want, (e, got, want)
+
+
+def test_core_mi_children_equal_truth(fixture, truth):
+    """MI varobjs, as VS Code's cppdbg and CLion create them: a scalar map's children are its
+    keys and values; a struct-valued map's values have the struct's fields as children; a
+    nested map's values are maps with their own children."""
+    check_mi([fixture["binary"], fixture["core"]], truth["maps"])
+
+
+def runtime_gdb_py(row):
+    """Go's own gdb support script of the toolchain that built a fixture, or None."""
+    import glob
+
+    root = os.path.dirname(os.path.dirname(row["go"]))
+    found = sorted(glob.glob(os.path.join(root, "**", "src", "runtime", "runtime-gdb.py"), recursive=True))
+    return found[0] if found else None
+
+
+RUNTIME_GDB_TAGS = ("go1.21", "go1.24-noswissmap", "go1.26", "go1.27-mapsplitgroup")
+RUNTIME_GDB_MAPS = ("main.intMap", "main.strMap", "main.litMap", "main.structMap", "main.nestedMap", "main.ifaceMap",
+                    "main.sliceValMap", "main.ptrMap", "main.nilMap", "main.srv.sessions", "main.cfg")
+
+
+@pytest.mark.parametrize("tag", _selected(RUNTIME_GDB_TAGS))
+def test_runtime_gdb_py_before_or_after_gomap(tag, fixture_matrix):
+    """With Go's runtime-gdb.py sourced first, or auto-loaded with the program after gomap was
+    sourced, `print` of maps (and of the strings in them) is what it is without it, and gomap
+    says once that it took over."""
+    row = fixture_matrix[tag]
+    script = runtime_gdb_py(row)
+    assert script, "no runtime-gdb.py in the toolchain of %s (%s)" % (tag, row["go"])
+    target = [row["binary"], row["core"]]
+    cmds = ["print %s" % print_expr(e) for e in RUNTIME_GDB_MAPS] + ["info pretty-printer"]
+    plain = Gdb(target, cmds)
+    before = Gdb(target, cmds, source=None, pre=["-ex", "source " + script, "-ex", "source " + SOURCE])
+    goroot_src = os.path.dirname(os.path.dirname(script))
+    after = Gdb(target, cmds, source=None, pre=["-iex", "source " + SOURCE, "-iex", "set auto-load safe-path /",
+                                                "-iex", "directory " + goroot_src])
+    for g in (before, after):
+        assert "Loading Go Runtime support." in g.text, g.text[:2000]  # Go's script did run
+        assert g.text.count("gomap's printer takes over Go maps") == 1, g.text[:2000]
+        for i, e in enumerate(RUNTIME_GDB_MAPS):
+            assert g[i] == plain[i], (e, g[i], plain[i])
+        printers = g[len(RUNTIME_GDB_MAPS)]
+        assert re.search(r"pretty-printers:\n  gomap\n", printers) and "matcher" in printers, printers
+    assert "takes over" not in plain.text
+    check_printed_map(printed(plain[0]), F.load_truth(row["truth"])["maps"]["main.intMap"], "main.intMap")
 
 
 def test_core_completion_help_and_errors(fixture, truth):
@@ -350,7 +624,7 @@ def test_core_completion_help_and_errors(fixture, truth):
     assert "Usage: gomap SUBCOMMAND" in g[x + 9] and "watch" in g[x + 9]
     assert g[x + 10].startswith("gomap: loaded ")
     assert re.findall(r"^ +gomap$", g[x + 11], flags=re.M) == ["  gomap"], g[x + 11]  # on the executable only
-    assert printed(g[x + 12]).startswith("map[string]string len=5 {")
+    check_printed_map(printed(g[x + 12]), truth["maps"]["main.litMap"], "main.litMap")
 
 
 @pytest.mark.parametrize("tag", _selected(GDB_MEMORY_TAGS))
@@ -369,7 +643,7 @@ def test_core_through_gdb_memory(tag, fixture_matrix):
     for i, e in enumerate(exprs):
         assert g[3 + i] == cli_ok("show", *core, e, "--json", "--limit", "0"), e
         F.assert_map_matches_truth(json.loads(g[3 + i]), truth["maps"][e], e, row["impl"])
-    assert printed(g[3 + len(exprs)]).startswith("map[string]string len=5 {")
+    check_printed_map(printed(g[3 + len(exprs)]), truth["maps"]["main.litMap"], "main.litMap")
     assert re.search(r"^memory +core ", g[-1], flags=re.M), g[-1]
 
 
@@ -386,14 +660,16 @@ def test_attach_live_process(tag, fixture_matrix):
     with F.LiveFixture(row) as (pid, truth, paths):
         cmds = ["gomap show %s --json --limit 0" % e for e in LIVE_EXPRS]
         cmds += ["print 'main.litMap'", "gomap layout", "set gomap-direct off", "gomap show main.structMap --json --limit 0",
-                 "gomap layout", "gomap watch main.intMap --count x"]
+                 "gomap layout", "gomap watch main.intMap --count x", "print 'main.structMap'"]
         g = Gdb(["-p", str(pid), row["binary"]], cmds)
+        check_mi(["-p", str(pid), row["binary"]], truth["maps"])  # what an IDE attached to it sees
         for i, e in enumerate(LIVE_EXPRS):
             doc = json.loads(g[i])
             assert doc["address"] == truth["maps"][e]["address"], e
             F.assert_map_matches_truth(doc, truth["maps"][e], e, row["impl"])
         x = len(LIVE_EXPRS)
-        assert printed(g[x]).startswith("map[string]string len=5 {")
+        check_printed_map(printed(g[x]), truth["maps"]["main.litMap"], "main.litMap")
+        check_printed_map(printed(g[x + 6]), truth["maps"]["main.structMap"], "main.structMap")
         assert re.search(r"^memory +pid %d " % pid, g[x + 1], flags=re.M), g[x + 1]  # /proc/PID/mem directly
         F.assert_map_matches_truth(json.loads(g[x + 3]), truth["maps"]["main.structMap"], "structMap via gdb memory", row["impl"])
         assert re.search(r"^memory +gdb", g[x + 4], flags=re.M), g[x + 4]
@@ -433,10 +709,12 @@ def test_run_to_breakpoint_locals(tag, fixture_matrix):
         assert doc["impl"] == impl and doc["len"] == len(want) and doc["name"] == e
         assert doc["type"] == ("main.Index" if "box" in e else "map[int]string" if e == "nums" else "map[string]int")
     x = 4 + len(exprs)
-    assert sorted(printed(g[x])[len("map[string]int len=3 {"):-1].split(", ")) == ['"alpha": 1', '"beta": 2', '"gamma": 3']
-    assert sorted(printed(g[x + 1])[len("map[int]string len=5 {"):-1].split(", ")) == ['%d: "n%d"' % (i, i) for i in range(5)]
+    assert gdb_map(printed(g[x]))[:2] == ("map[string]int", 3)
+    assert sorted(gdb_map(printed(g[x]))[2]) == [('"alpha"', "1"), ('"beta"', "2"), ('"gamma"', "3")]
+    assert gdb_map(printed(g[x + 1]))[:2] == ("map[int]string", 5)
+    assert sorted(gdb_map(printed(g[x + 1]))[2]) == [(str(i), '"n%d"' % i) for i in range(5)]
     # box.index has a named map type (type Index map[string]int): printed and decoded all the same.
-    assert printed(g[x + 2]) == 'main.Index len=2 {"x": 10, "y": 20}' or printed(g[x + 2]) == 'main.Index len=2 {"y": 20, "x": 10}'
+    assert printed(g[x + 2]) in ('main.Index len=2 = {["x"] = 10, ["y"] = 20}', 'main.Index len=2 = {["y"] = 20, ["x"] = 10}')
     assert 'index = %s}' % printed(g[x + 2]) in printed(g[x + 3]), g[x + 3]
     one_error_line(g[x + 4], "notMap has type int, not a map")
     one_error_line(g[x + 5], "n has type int, not a map")
@@ -447,7 +725,7 @@ def test_run_to_breakpoint_locals(tag, fixture_matrix):
     assert "entries (2 shown)" in g[x + 10] and "1 more" in g[x + 10], g[x + 10]
     nil = json.loads(g[x + 11])
     assert nil["address"] == "0x0" and nil["len"] == 0
-    assert printed(g[x + 12]) == "map[int]int len=0 {} (nil)"
+    assert printed(g[x + 12]) == "map[int]int nil"
     assert re.search(r"^memory +pid \d+ ", g[x + 13], flags=re.M), g[x + 13]
     watch = g[x + 17]
     events = re.findall(r"^gomap watch: #(\d+) (\w+) (.*)$", watch, flags=re.M)

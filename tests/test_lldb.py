@@ -8,6 +8,7 @@ within a few minutes on two cores."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,7 +16,7 @@ import tempfile
 import pytest
 
 import fixturelib as F
-from test_gdb import locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
+from test_gdb import _program_order, locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
@@ -161,27 +162,80 @@ def test_core_text_buckets_and_check(fixture_matrix):
     assert "legend:" in text[cmds[1]]
     assert "oversized" in text[cmds[2]] and "warning" in text[cmds[2]]
     assert "show [OPTIONS] <EXPR>" in text[cmds[3]] and "--limit" in text[cmds[3]]
-    assert "gomap show|buckets|check|maps|layout" in text[cmds[4]]
+    helptext = text[cmds[4]]
+    assert helptext.count("Decode Go maps") == 1 and "show    --" in helptext and "watch   --" in helptext, helptext
     assert "entries (2 shown)" in text[cmds[5]]
 
 
 # ---- summary and synthetic children -------------------------------------------------------------------
+
+def tree(lines):
+    """LLDB's indented value dump -> {child name: (value text, subtree)} below the first line."""
+    root, stack = {}, [(0, None)]
+    stack = [(0, root)]
+    for line in lines[1:]:
+        if not line.strip() or line.strip() == "}":
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        name, _, value = line.strip().partition(" = ")
+        value = value[:-2] if value.endswith(" {") else value
+        while len(stack) > depth:
+            stack.pop()
+        node = {}
+        stack[-1][1][name] = (value, node)
+        stack.append((depth, node))
+    return root
+
+
+def check_typed_children(blocks, truth):
+    """-P 3: a struct-valued map's values expand into their fields; a nested map's values are maps
+    with their own entries; pointers are pointers to structs; interfaces are the core's text."""
+    maps = truth["maps"]
+    structs = tree(blocks[0][1])
+    want = {json.dumps(e["key"]): e["value"] for e in maps["main.structMap"]["entries"]}
+    got = {k[1:-1]: {f: v for f, (v, _) in sub.items()} for k, (_, sub) in structs.items()}
+    assert set(got) == set(want), blocks[0]
+    for k, fields in want.items():
+        assert got[k] == {"X": str(fields["X"]), "Y": str(fields["Y"]), "Name": json.dumps(fields["Name"])}, (k, got[k])
+    nested = tree(blocks[1][1])
+    for e in maps["main.nestedMap"]["entries"]:
+        value, sub = nested["[%s]" % json.dumps(e["key"])]
+        if e["value"]["address"] == "0x0":
+            assert value == "0x0000000000000000 nil", value
+        else:
+            assert value == "%#018x len=%d" % (int(e["value"]["address"], 16), e["value"]["len"]), value
+        assert len(sub) == e["value"]["len"], (e, sub)  # the inner map's entries, as children
+    assert nested['["inner1"]'][1] == {'["a"]': ("1", {}), '["b"]': ("2", {})}, nested
+    ptrs = tree(blocks[2][1])
+    for e in maps["main.ptrMap"]["entries"]:
+        value, sub = ptrs["[%d]" % e["key"]]
+        if e["value"] == "0x0":
+            assert value in ("NULL", "0x0000000000000000"), value
+        else:
+            assert value == "%#018x" % int(e["value"], 16) and set(sub) == {"X", "Y", "Name"}, (value, sub)
+    iface = tree(blocks[3][1])
+    assert iface['["int"]'][0] == "int(42)" and iface['["nil"]'][0] == "nil", iface
+
 
 def test_summary_and_children_on_every_toolchain(fixture, truth):
     """`target variable main.m` on package-level maps: the summary says len=N, and with -P 1 (LLDB
     expands pointers only on request) one child per entry, rendered by the Rust core."""
     exprs = ["main.intMap", "main.litMap", "main.emptyMap", "main.nilMap", "main.structMap", "main.boolMap"]
     cmds = ["target variable -P 1 %s" % e for e in exprs]
+    cmds += ["target variable -P 3 main.structMap", "target variable -P 3 main.nestedMap", "target variable -P 2 main.ptrMap",
+             "target variable -P 1 main.ifaceMap"]
     cmds += ["target variable main.litMap", "target variable -r '^main\\.oneMap$'", "target variable main"]
     _, blocks = lldb(core_args(fixture), cmds)
+    check_typed_children(blocks[len(exprs):len(exprs) + 4], truth)
     for expr, (cmd, lines) in zip(exprs, blocks):
         tm = truth["maps"][expr]
         text = "\n".join(lines)
         head = [l for l in lines if l.startswith("(%s) %s = " % (tm["type"], expr))]
         assert len(head) == 1, "%s: no typed value:\n%s" % (expr, text)
-        assert head[0].startswith("(%s) %s = %#018x len=%d" % (tm["type"], expr, int(tm["address"], 16), tm["len"])), text
         if tm["address"] == "0x0":
-            assert head[0].endswith("len=0 (nil)"), text
+            assert head[0] == "(%s) %s = 0x0000000000000000 nil" % (tm["type"], expr), text
+        else:
+            assert head[0].startswith("(%s) %s = %#018x len=%d" % (tm["type"], expr, int(tm["address"], 16), tm["len"])), text
         children = [l.strip() for l in lines if l.startswith("  [")]
         assert len(children) == tm["len"], text
     lit = "\n".join(blocks[1][1])
@@ -203,7 +257,8 @@ def test_summary_and_children_on_every_toolchain(fixture, truth):
     for expr, tm in truth["maps"].items():
         pkg, _, var = expr.partition(".")
         if pkg == "main" and "." not in var:
-            assert "  %s = %#018x len=%d" % (var, int(tm["address"], 16), tm["len"]) in census, (expr, census)
+            want = "%#018x %s" % (0, "nil") if tm["address"] == "0x0" else "%#018x len=%d" % (int(tm["address"], 16), tm["len"])
+            assert "  %s = %s" % (var, want) in census, (expr, census)
 
 
 # ---- live processes ---------------------------------------------------------------------------------------
@@ -214,8 +269,11 @@ def test_live_attach_every_map(fixture_matrix, tag):
     with F.LiveFixture(row) as (pid, truth, paths):
         exprs = list(truth["maps"])
         cmds = ["gomap show %s --json --limit 0" % e for e in exprs]
-        cmds += ["gomap layout", "target variable -P 1 main.litMap", "detach"]
+        typed = ["target variable -P 3 main.structMap", "target variable -P 3 main.nestedMap", "target variable -P 2 main.ptrMap",
+                 "target variable -P 1 main.ifaceMap"]
+        cmds += typed + ["gomap layout", "target variable -P 1 main.litMap", "detach"]
         _, blocks = lldb(["-p", pid], cmds)
+        check_typed_children(blocks[len(exprs):len(exprs) + len(typed)], truth)
         for expr, block in zip(exprs, blocks):
             F.assert_map_matches_truth(json_of(block), truth["maps"][expr], expr, row["impl"])
         lit = "\n".join(blocks[-2][1])
@@ -310,15 +368,16 @@ def test_errors_are_one_line(fixture_matrix):
         ("gomap show 0xc000001000", "an address needs --type"),
         ("gomap show main.intMap --bogus", "unexpected argument '--bogus'"),
         ("gomap show main.intMap --limit many", "invalid value 'many'"),
-        ("gomap frob", "unrecognized subcommand 'frob'"),
         ("gomap show 'main.intMap", "cannot parse arguments"),
         ("gomap show", "required arguments were not provided"),
         ("gomap buckets main.intMap --range x", "range"),
     ]
-    _, blocks = lldb(core_args(row), [c for c, _ in cases])
+    _, blocks = lldb(core_args(row), [c for c, _ in cases] + ["gomap frob"])
     for (cmd, want), block in zip(cases, blocks):
         line = one_error(block)
         assert want in line, (cmd, line)
+    # gomap is an LLDB command container: LLDB itself refuses an unknown subcommand, in one line.
+    assert [l for l in blocks[-1][1] if l.strip()] == ["invalid command 'gomap frob'."], blocks[-1]
 
 
 def test_errors_without_a_target_or_process(fixture_matrix):
@@ -368,3 +427,62 @@ def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
     assert out.rstrip().splitlines()[-1].strip() == "12345", out[-2000:]  # LLDB went on
     assert "Traceback" not in out and "panicked" not in out
     assert returncode == 0
+
+
+# ---- parity with gdb: completion, help, watch, SIGURG ---------------------------------------------------
+
+def completions(line):
+    """What LLDB's own completion offers for `line` (as Tab would), through the SB API."""
+    return ("script m = lldb.SBStringList(); n = lldb.debugger.GetCommandInterpreter().HandleCompletion(%r, %d, 0, -1, m); "
+            "print('completions:', sorted(m.GetStringAtIndex(i) for i in range(1, m.GetSize())))" % (line, len(line)))
+
+
+@pytest.mark.parametrize("tag", LOCALS_TAGS)
+def test_completion_help_watch_and_sigurg(fixture_matrix, tag):
+    """In one scripted LLDB session on a launched program: Tab completes gomap's subcommands;
+    `help gomap` is one text and `gomap help` / `help gomap watch` work; SIGURG passes silently
+    (said once); `gomap watch` reports the program's writes and deletes of one map in order,
+    with the caller, and leaves the program stopped in the runtime."""
+    row = fixture_matrix[tag]
+    binary = locals_binary(row)
+    cmds = [completions("gomap sh"), completions("gomap "), "help gomap", "gomap help", "help gomap watch",
+            "process handle SIGURG",
+            "breakpoint set -n main.marker", "process launch", "breakpoint delete 1",
+            "breakpoint set -o true -n fmt.Println", "process continue",
+            "gomap watch main.watched --count 20", "bt 2", "gomap watch main.watched --count nope", "process kill"]
+    out, blocks = lldb([binary], cmds)
+    text = ["\n".join(lines) for _, lines in blocks]
+    assert "completions: ['show']" in text[0], text[0]
+    assert "completions: ['buckets', 'check', 'help', 'layout', 'maps', 'show', 'watch']" in text[1], text[1]
+    assert text[2].count("Decode Go maps") == 1 and "watch   --" in text[2], text[2]
+    assert "Subcommands: show" in text[3] and "-P 1" in text[3], text[3]
+    assert "Usage: gomap watch EXPR" in text[4], text[4]
+    assert re.search(r"SIGURG +true +false +false", text[5]), text[5]  # pass, no stop, no notify
+    assert out.count("SIGURG (Go's preemption signal) now passes") == 1, out[-3000:]
+    watch = text[11]
+    events = re.findall(r"^gomap watch: #(\d+) (\w+) (.*)$", watch, flags=re.M)
+    assert [int(n) for n, _, _ in events] == list(range(1, 21)), watch
+    seen = [(k, int(re.match(r"key (-?\d+)", rest).group(1))) for _, k, rest in events if k in ("write", "delete")]
+    assert seen and seen == _program_order(seen[0], len(seen)), watch
+    assert all("from main.main (main.go:" in rest for _, k, rest in events if k in ("write", "delete")), watch
+    assert "20 events seen; stopped in the runtime" in watch, watch
+    assert re.search(r"frame #0: .*`(runtime\.map|runtime\.hashGrow|runtime\.evacuate|internal/runtime/maps)", text[12]), text[12]
+    assert "main.main" in text[12], text[12]
+    lines = [l for l in blocks[13][1] if l.strip()]
+    assert lines == ["error: gomap watch: --count wants a number, not 'nope'"], lines
+
+
+def test_import_before_any_target_sets_up_later_ones(fixture_matrix):
+    """gomap imported with no target (as from ~/.lldbinit): SIGURG passes silently in targets
+    created later (said once), and at the first stop their frames get typed map locals."""
+    tag = LOCALS_TAGS[-1]
+    binary = locals_binary(fixture_matrix[tag])
+    cmds = ["target create " + binary, "breakpoint set -n main.marker", "process launch", "up", "frame variable -P 1",
+            "process handle SIGURG", "process kill"]
+    out, blocks = lldb([], cmds)
+    assert out.count("SIGURG (Go's preemption signal) will pass") == 1, out[-3000:]
+    assert "stop reason = breakpoint 1.1" in "\n".join(blocks[2][1]), blocks[2]  # not a SIGURG stop
+    fv = "\n".join(blocks[4][1])
+    assert re.search(r'^\(map\[string\]int\) local = 0x[0-9a-f]+ len=3 \{$', fv, flags=re.M), fv
+    assert '["beta"] = 2' in fv and '[4] = "n4"' in fv, fv
+    assert re.search(r"SIGURG +true +false +false", "\n".join(blocks[5][1])), blocks[5]

@@ -13,10 +13,15 @@ pub fn check(t: &Target, refs: &[MapRef], a: &CheckArgs, out: &mut dyn Write) ->
     let th = a.th.to_core();
     let mut bad = false;
     let mut list = Vec::new();
+    let (mut warnings, mut errors) = (0usize, 0usize);
     for r in refs {
         let (m, h, f) = health(t, r, &th)?;
         bad |= f.iter().any(|x| x.severity >= Severity::Warning);
-        if a.json {
+        warnings += f.iter().filter(|x| x.severity == Severity::Warning).count();
+        errors += f.iter().filter(|x| x.severity == Severity::Error).count();
+        if a.quiet && f.is_empty() {
+            // --quiet: only the maps with something to say
+        } else if a.json {
             list.push(summary_json(t, r, &m, &h, &f));
         } else {
             let worst = f.iter().map(|x| x.severity).max();
@@ -34,6 +39,9 @@ pub fn check(t: &Target, refs: &[MapRef], a: &CheckArgs, out: &mut dyn Write) ->
         writeln!(out).map_err(io)?;
     } else if refs.is_empty() {
         writeln!(out, "no maps found").map_err(io)?;
+    } else {
+        let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+        writeln!(out, "{}: {}, {}", n(refs.len(), "map"), n(warnings, "warning"), n(errors, "error")).map_err(io)?;
     }
     Ok(bad)
 }

@@ -62,9 +62,7 @@ pub fn layout(t: &Target, a: &LayoutArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "types base  {tb:#x} (runtime type descriptors; interface values resolve through it)").map_err(io)?;
     }
     writeln!(out, "map types   {}", per_type.len()).map_err(io)?;
-    for v in &per_type {
-        writeln!(out, "  {}", serde_json::to_string(v).unwrap_or_default()).map_err(io)?;
-    }
+    text_table(&per_type, out)?;
     if let Some(e) = first_err {
         writeln!(out, "note: {e}").map_err(io)?;
     }
@@ -95,5 +93,72 @@ fn layout_json(m: &MapType) -> Value {
             "group": s.group_type, "group_size": s.group_size, "ctrl": o(s.ctrl), "split_groups": s.split, "slots": slots(&s.slots),
             "key_size": m.key_size, "elem_size": m.elem_size,
         }),
+    }
+}
+
+/// `name @offset:size` for each field of a JSON object of [offset, size] pairs, in offset order.
+fn fields_text(fields: &Value) -> String {
+    let mut list: Vec<(u64, u64, &str)> = fields
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0), k.as_str())).collect())
+        .unwrap_or_default();
+    list.sort();
+    list.iter().map(|(o, z, k)| format!("{k} @{o}:{z}")).collect::<Vec<_>>().join("  ")
+}
+
+/// The text form of `layout`: the runtime structures once (they are the same for every map type
+/// of a binary, so each distinct one is printed once), then one row per map type.
+fn text_table(per_type: &[Value], out: &mut dyn Write) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for v in per_type {
+        let mut lines = vec![format!("  header  {} ({} B): {}", generic(&v["header"]), v["header_size"], fields_text(&v["fields"]))];
+        if v["impl"] == "swiss" {
+            lines.push(format!("  table   {} ({} B): {}", generic(&v["table"]), v["table_size"], fields_text(&v["table_fields"])));
+        }
+        for l in lines {
+            if seen.insert(l.clone()) {
+                writeln!(out, "{l}").map_err(io)?;
+            }
+        }
+    }
+    if per_type.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = per_type
+        .iter()
+        .map(|v| {
+            let swiss = v["impl"] == "swiss";
+            let sl = &v["slots"];
+            let ind = |b: &Value| if b.as_bool().unwrap_or(false) { " (indirect)" } else { "" };
+            let mut slots = format!(
+                "{} @{}: keys @{}+{}{}, elems @{}+{}{}",
+                if swiss { "ctrl" } else { "tophash" },
+                if swiss { v["ctrl"][0].clone() } else { v["tophash"].clone() },
+                sl["key_base"], sl["key_stride"], ind(&sl["key_indirect"]), sl["elem_base"], sl["elem_stride"], ind(&sl["elem_indirect"])
+            );
+            if !swiss {
+                slots.push_str(&format!(", overflow @{}", v["overflow"][0]));
+            } else if v["split_groups"].as_bool().unwrap_or(false) {
+                slots.push_str(", split groups");
+            }
+            let size = if swiss { &v["group_size"] } else { &v["bucket_size"] };
+            [v["type"].as_str().unwrap_or("?").to_string(), v["key_size"].to_string(), v["elem_size"].to_string(), size.to_string(), slots]
+        })
+        .collect();
+    let unit = if per_type[0]["impl"] == "swiss" { "GROUP" } else { "BUCKET" };
+    let head = ["TYPE".to_string(), "KEY".into(), "ELEM".into(), unit.into(), "SLOTS (offset+stride in bytes)".into()];
+    let w: Vec<usize> = (0..4).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([head[i].len()]).max().unwrap_or(0)).collect();
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        writeln!(out, "  {:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}  {}", r[0], r[1], r[2], r[3], r[4], w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3]).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// `hash<string,int>` -> `hash<K,V>`: the header's generic name, the same for every map type.
+fn generic(header: &Value) -> String {
+    let h = header.as_str().unwrap_or("?");
+    match h.find('<') {
+        Some(i) => format!("{}<K,V>", &h[..i]),
+        None => h.to_string(),
     }
 }

@@ -52,7 +52,7 @@ pub fn collect(t: &Target, a: &MapsArgs, failed: &mut Vec<(String, Error)>) -> R
 /// A census row as JSON (CONTRACT.md: the map object plus `worst`).
 pub fn row_json(t: &Target, row: &Row) -> Value {
     let mut v = summary_json(t, &row.r, &row.m, &row.h, &row.f);
-    let worst = row.f.iter().rev().max_by_key(|x| x.severity).map(|x| x.kind);
+    let worst = row.f.iter().reduce(|a, b| if b.severity > a.severity { b } else { a }).map(|x| x.kind);
     v["worst"] = json!(worst);
     v
 }
@@ -71,7 +71,7 @@ pub fn maps(t: &Target, a: &MapsArgs, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(out, "{:<40} {:<28} {:<7} {:>9} {:>9} {:>10} {:>6} {:>8} {:>4}  worst", "name", "type", "impl", "len", "slots", "bytes", "fill", "deleted", "grow").map_err(io)?;
     for Row { r, m, h, f, .. } in &rows {
-        let worst = f.iter().rev().max_by_key(|x| x.severity).map(|x| format!("{} {}", x.severity.as_str(), x.kind)).unwrap_or_else(|| "-".into());
+        let worst = f.iter().reduce(|a, b| if b.severity > a.severity { b } else { a }).map(|x| format!("{} {}", x.severity.as_str(), x.kind)).unwrap_or_else(|| "-".into());
         let growing = h.classic.as_ref().map(|c| c.oldbuckets != 0).unwrap_or(false);
         writeln!(
             out,

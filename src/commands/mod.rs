@@ -131,9 +131,13 @@ pub(crate) fn json_entry(r: &Renderer<'_>, out: &mut Vec<u8>, key: &Plan, elem: 
 /// key's or value's budget, depth and cycle detection.
 pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, out: &mut Vec<u8>) -> Result<()> {
     let t = r.t;
+    let json = r.style == Style::Json;
+    if addr == 0 && !json {
+        out.extend_from_slice(b"nil");
+        return Ok(());
+    }
     let m = t.map_type(id)?;
     let len = t.map_len(id, addr)?;
-    let json = r.style == Style::Json;
     let mark = out.len();
     if json {
         out.extend_from_slice(b"{\"address\":");

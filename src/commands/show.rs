@@ -74,7 +74,7 @@ fn show_to(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result<
         Impl::Swiss(s) => format!("swiss ({}{})", m.header_type, if s.split { ", split groups" } else { "" }),
     };
     writeln!(out, "{}  {}  {}  {}", r.name, m.name, hdr, t.bin.build.raw).map_err(io)?;
-    writeln!(out, "address {:#x}  len {}", r.addr, len).map_err(io)?;
+    writeln!(out, "address {:#x}{}  len {}", r.addr, if r.addr == 0 { " (nil)" } else { "" }, len).map_err(io)?;
     writeln!(out, "{}", stats_line(&h)).map_err(io)?;
     writeln!(out, "entries ({} shown):", w.n).map_err(io)?;
     out.write_all(&w.out).map_err(io)?;

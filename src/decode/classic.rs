@@ -5,7 +5,7 @@
 //! entry, so a live slot exists in exactly one of the two arrays: walking both yields every entry
 //! exactly once without computing Go's hash function.
 
-use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
+use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_addr, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
 use crate::error::{Error, Result};
 use crate::layout::{ClassicLayout, MapType};
 use crate::memory::{Memory, MemoryExt};
@@ -52,6 +52,8 @@ struct Walker<'a> {
     changed: u64,
     kbuf: Vec<u8>,
     ebuf: Vec<u8>,
+    /// The visitor has its entries and wants no more of the walk (`Visitor::stop_when_done`).
+    done: bool,
 }
 
 pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
@@ -79,7 +81,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
     let buckets = c.buckets.get(&hdr);
     s.buckets_addr = buckets;
     let want_entries = v.wants_entries();
-    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, misplaced_evacuated: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new() };
+    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, misplaced_evacuated: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new(), done: false };
     if w.s.b > MAX_B {
         w.h.corrupt(format!("impossible B = {} (a map cannot have 2^{} buckets)", w.s.b, w.s.b));
         w.h.classic = Some(w.s);
@@ -119,7 +121,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
             w.misplaced_evacuated
         ));
     }
-    if w.h.live != w.h.len && !interrupted() && !v.satisfied() {
+    if w.h.live != w.h.len && !interrupted() && !w.done {
         let why = if mem.is_live() { " (the map changed while it was read)" } else { "" };
         w.h.corrupt(format!("count says {} entries but {} live slots were found{why}", w.h.len, w.h.live));
     }
@@ -140,7 +142,7 @@ impl Walker<'_> {
         let per_chunk = (CHUNK_BYTES / bs).max(1);
         let mut i = 0u64;
         while i < n {
-            if interrupted() || v.satisfied() {
+            if interrupted() || self.done {
                 return;
             }
             if self.visited > MAX_BUCKETS {
@@ -287,8 +289,11 @@ impl Walker<'_> {
                         let elem = slot_bytes(self.mem, ein, sl.elem_indirect, self.m.elem_size, &mut eb);
                         match (key, elem) {
                             (Some(k), Some(e)) => {
-                                if !v.entry(k, e) {
+                                let ka = slot_addr(addr.wrapping_add(ko as u64), kin, sl.key_indirect);
+                                let ea = slot_addr(addr.wrapping_add(eo as u64), ein, sl.elem_indirect);
+                                if !v.entry_at(ka, ea, k, e) {
                                     self.want_entries = false;
+                                    self.done = v.stop_when_done();
                                 }
                             }
                             _ => self.h.corrupt(format!("slot {i} of bucket {addr:#x}: key or value unreadable")),

@@ -91,16 +91,21 @@ pub trait Visitor {
     fn entry(&mut self, _key: &[u8], _elem: &[u8]) -> bool {
         false
     }
+    /// [`Visitor::entry`] with the addresses the key and element bytes were read from (the pointed-to
+    /// object for an indirect slot), for front ends that hand debuggers typed values at those addresses.
+    fn entry_at(&mut self, _key_addr: u64, _elem_addr: u64, key: &[u8], elem: &[u8]) -> bool {
+        self.entry(key, elem)
+    }
+    /// True for a visitor that wants nothing but a page of entries: once `entry` returns false
+    /// the walk stops at its next bulk read, so showing 200 entries of a million costs 200 entries
+    /// (the health counts are then partial and not checked against the header).
+    fn stop_when_done(&self) -> bool {
+        false
+    }
     /// A live slot's inline key and element bytes (empty for an indirect one), for every live slot of
     /// a bucket or group before any of them goes to `entry`: a visitor may start loading what they
     /// point to (string bytes), so that the cache misses of the slots overlap.
     fn prefetch(&mut self, _key: &[u8], _elem: &[u8]) {}
-    /// The visitor needs nothing more (it has the entries it wanted and no use for the counts): the
-    /// walk may end at its next bulk read, and its Health then covers only what was read. For a
-    /// pretty-printer's first entries of a big map, which would otherwise scan all of its buckets.
-    fn satisfied(&self) -> bool {
-        false
-    }
     fn wants_buckets(&self) -> bool {
         false
     }
@@ -364,6 +369,15 @@ pub(crate) fn prefetch_slots(mem: &dyn Memory, v: &mut dyn Visitor, b: &[u8], sl
 }
 
 /// Reads a slot's key or elem: in place, or behind a pointer for indirect slots.
+/// Where a slot's key or element lives: in the slot itself, or (indirect) where its pointer points.
+pub(crate) fn slot_addr(slot_addr: u64, inline: &[u8], indirect: bool) -> u64 {
+    if indirect {
+        crate::memory::le_uint(inline, 0, 8)
+    } else {
+        slot_addr
+    }
+}
+
 pub(crate) fn slot_bytes<'a>(
     mem: &dyn Memory,
     inline: &'a [u8],

@@ -5,7 +5,7 @@
 //! is visited once. Tables grow by replacement, never incrementally, so every full slot of every
 //! unique table is exactly one entry.
 
-use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
+use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_addr, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
 use crate::error::{Error, Result};
 use crate::layout::{MapType, SwissLayout};
 use crate::memory::{le_uint, Memory, MemoryExt};
@@ -38,6 +38,8 @@ struct Walker<'a> {
     changed: u64,
     kbuf: Vec<u8>,
     ebuf: Vec<u8>,
+    /// The visitor has its entries and wants no more of the walk (`Visitor::stop_when_done`).
+    done: bool,
 }
 
 pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
@@ -59,7 +61,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
     s.global_depth = l.global_depth.get(&hdr);
     s.dir_ptr = dir_ptr;
     let want_entries = v.wants_entries();
-    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new() };
+    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new(), done: false };
     if dir_len == 0 {
         w.s.small = true;
         if dir_ptr != 0 {
@@ -87,7 +89,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
     if w.changed > 0 {
         w.h.corrupt(changed_message(w.changed));
     }
-    if w.h.live != w.h.len && !interrupted() && !v.satisfied() {
+    if w.h.live != w.h.len && !interrupted() && !w.done {
         let why = if mem.is_live() { " (the map changed while it was read)" } else { "" };
         w.h.corrupt(format!("used says {} entries but {} full slots were found{why}", w.h.len, w.h.live));
     }
@@ -125,7 +127,7 @@ impl Walker<'_> {
         }
         let mut seen = HashSet::new();
         for (ordinal, (tp, first, count)) in runs.into_iter().enumerate() {
-            if interrupted() || v.satisfied() {
+            if interrupted() || self.done {
                 return;
             }
             if !seen.insert(tp) {
@@ -199,7 +201,7 @@ impl Walker<'_> {
         let mut g = 0u64;
         let (live0, del0) = (self.h.live, self.h.deleted);
         while g < ngroups {
-            if interrupted() || v.satisfied() || self.visited > MAX_BUCKETS {
+            if interrupted() || self.done || self.visited > MAX_BUCKETS {
                 break;
             }
             let k = per_chunk.min(ngroups - g);
@@ -227,7 +229,7 @@ impl Walker<'_> {
         }
         let full = self.h.live - live0;
         let deleted = self.h.deleted - del0;
-        if full != ti.used {
+        if full != ti.used && !self.done {
             self.h.corrupt(format!("table {tp:#x}: used says {} but {full} slots are full", ti.used));
         }
         if ti.growth_left == 0 && deleted > 0 {
@@ -276,8 +278,11 @@ impl Walker<'_> {
                         let elem = slot_bytes(self.mem, ein, sl.elem_indirect, self.m.elem_size, &mut eb);
                         match (key, elem) {
                             (Some(k), Some(e)) => {
-                                if !v.entry(k, e) {
+                                let ka = slot_addr(addr.wrapping_add(ko as u64), kin, sl.key_indirect);
+                                let ea = slot_addr(addr.wrapping_add(eo as u64), ein, sl.elem_indirect);
+                                if !v.entry_at(ka, ea, k, e) {
                                     self.want_entries = false;
+                                    self.done = v.stop_when_done();
                                 }
                             }
                             _ => self.h.corrupt(format!("slot {i} of group {addr:#x}: key or value unreadable")),

@@ -427,3 +427,58 @@ fn swiss_small_map_without_group_but_with_entries_is_corrupt() {
     let (h, _) = run(&mem, &m, H);
     assert!(h.corrupt.iter().any(|c| c.contains("no group")), "{:?}", h.corrupt);
 }
+
+/// A visitor that wants one page of entries with their addresses, then nothing (the debuggers'
+/// children): `entry_at` reports where each key and element is (behind the pointer for an indirect
+/// key), and the walk ends at its next bulk read instead of visiting the rest of the map.
+#[test]
+fn entries_come_with_their_addresses_and_a_page_walk_stops_early() {
+    struct Page {
+        want: usize,
+        got: Vec<(u64, u64, u64)>,
+    }
+    impl Visitor for Page {
+        fn wants_entries(&self) -> bool {
+            true
+        }
+        fn stop_when_done(&self) -> bool {
+            true
+        }
+        fn entry_at(&mut self, ka: u64, ea: u64, key: &[u8], _elem: &[u8]) -> bool {
+            if self.got.len() == self.want {
+                return false;
+            }
+            self.got.push((ka, ea, crate::memory::le_uint(key, 0, 8)));
+            true
+        }
+    }
+    // Classic, indirect keys: key addresses are the pointed-to objects, elements are in the bucket.
+    let mut mem = ImageMemory::new();
+    let mut key = vec![0u8; 200];
+    put(&mut key, 0, 8, 41);
+    mem.map(0x5000, key);
+    mem.map(H, hmap(1, 0, 0, B0, 0, 0));
+    mem.map(B0, bucket(&[(8, 0x5000, 7)], 0));
+    let mut v = Page { want: 10, got: Vec::new() };
+    walk_memory(&mem, &classic_type(true), H, &mut v).unwrap();
+    assert_eq!(v.got, vec![(0x5000, B0 + 72, 41)]);
+    // Swiss, a directory of two tables with a full group each: one entry wanted, the second table
+    // is never visited, and the partial walk is not reported as a count mismatch.
+    let m = swiss_type(false);
+    let Impl::Swiss(s) = &m.imp else { unreachable!() };
+    let full: Vec<(u8, u64, u64)> = (0..8).map(|i| (i as u8, 100 + i, 200 + i)).collect();
+    let (t0, t1, g0, g1, dir) = (0x7000u64, 0x7100u64, 0x8000u64, 0x9000u64, 0x6000u64);
+    let mut mem = ImageMemory::new();
+    mem.map(H, swiss_header(16, dir, 2, 1));
+    mem.map(dir, concat(&[t0.to_le_bytes().to_vec(), t1.to_le_bytes().to_vec()]));
+    mem.map(t0, table(8, 8, 0, 1, g0, 1));
+    mem.map(t1, table(8, 8, 0, 1, g1, 1));
+    mem.map(g0, group(&m, &full));
+    mem.map(g1, group(&m, &full));
+    let mut v = Page { want: 1, got: Vec::new() };
+    let h = walk_memory(&mem, &m, H, &mut v).unwrap();
+    assert_eq!(v.got, vec![(g0 + s.slots.key_base, g0 + s.slots.elem_base, 100)]);
+    assert_eq!(h.live, 8, "the walk stopped after the first table");
+    assert!(h.corrupt.is_empty(), "{:?}", h.corrupt);
+    assert_eq!(h.len, 16);
+}

@@ -65,3 +65,28 @@ impl ExeImage {
         Some((s.vaddr, self.data.get(..n)?))
     }
 }
+
+/// The executable file alone as memory: its PT_LOAD segments at their link-time addresses. For
+/// commands that need no process (`layout`): static data reads, anything on the heap does not exist.
+pub struct ExeMemory {
+    pub image: ExeImage,
+    pub path: std::path::PathBuf,
+}
+
+impl super::Memory for ExeMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        match self.image.view(addr, buf.len()) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(Error::unreadable(addr, buf.len(), "not in the executable file (no core or process given)")),
+        }
+    }
+    fn view(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        self.image.view(addr, len)
+    }
+    fn describe(&self) -> String {
+        format!("executable {} only (no core or process)", self.path.display())
+    }
+}
