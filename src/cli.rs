@@ -119,9 +119,17 @@ pub struct ShowArgs {
     /// Expand nested maps this many levels deep.
     #[arg(long, default_value_t = 0)]
     pub depth: u32,
+    /// Bytes of each string to print; longer strings are cut with a marker and their length
+    /// (default: 200 in text, no limit in JSON; 0 = no limit).
+    #[arg(long, value_name = "N")]
+    pub max_string: Option<u64>,
     /// JSON output (CONTRACT.md).
     #[arg(long)]
     pub json: bool,
+    /// Write the output to FILE instead (created or replaced), straight from gomap: inside gdb or
+    /// LLDB the bytes never pass through the debugger.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub th: Thresholds,
 }

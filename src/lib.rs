@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod layout;
 pub mod memory;
 pub mod report;
+pub mod rtype;
 pub mod target;
 pub mod value;
 

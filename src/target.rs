@@ -134,14 +134,17 @@ impl Target {
         self.mem.u64_at(itab.wrapping_add(off))
     }
 
+    /// The DWARF type a runtime type descriptor describes, when the linker gave it one.
+    pub fn dwarf_type_of(&self, rtype: u64) -> Option<TypeId> {
+        let base = self.types_base()?;
+        self.bin.dwarf.by_runtime_type.get(&rtype.wrapping_sub(base)).copied()
+    }
+
     /// Name and DWARF type of a runtime type descriptor.
     pub fn runtime_type(&self, rtype: u64) -> (String, Option<TypeId>) {
         let d = &self.bin.dwarf;
-        if let Some(base) = self.types_base() {
-            let off = rtype.wrapping_sub(base);
-            if let Some(&id) = d.by_runtime_type.get(&off) {
-                return (d.name_of(id).to_string(), Some(id));
-            }
+        if let Some(id) = self.dwarf_type_of(rtype) {
+            return (d.name_of(id).to_string(), Some(id));
         }
         let name = self.descriptor_name(rtype).unwrap_or_else(|| format!("type@{rtype:#x}"));
         let id = d.named(&name);
@@ -157,21 +160,7 @@ impl Target {
         let nameoff = self.mem.uint_at(rtype.wrapping_add(str_f.offset), 4).ok()? as u32 as i32;
         let tflag = self.mem.u8_at(rtype.wrapping_add(tflag_f.offset)).ok()?;
         let base = self.types_base()?;
-        let at = base.wrapping_add(nameoff as i64 as u64);
-        let hdr = self.mem.bytes(at, 11).ok()?;
-        let (mut len, mut i) = (0usize, 1usize);
-        while i < hdr.len() {
-            len |= ((hdr[i] & 0x7f) as usize) << (7 * (i - 1));
-            if hdr[i] < 0x80 {
-                break;
-            }
-            i += 1;
-        }
-        if len > 1 << 16 {
-            return None;
-        }
-        let bytes = self.mem.bytes(at.wrapping_add(i as u64 + 1), len).ok()?;
-        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        let mut s = crate::rtype::name_bytes(self, base.wrapping_add(nameoff as i64 as u64))?;
         if tflag & 2 != 0 && s.starts_with('*') {
             s.remove(0);
         }

@@ -14,9 +14,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
 
 
-def gomap(*args, timeout=60):
+def gomap(*args, timeout=60, env=None):
     p = subprocess.run([GOMAP] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=timeout)
+                       universal_newlines=True, timeout=timeout, env=dict(os.environ, **(env or {})))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -47,6 +47,36 @@ def test_core_every_map_matches_truth(fixture, truth):
         got = show_json(core_target(fixture), expr)
         assert got["address"] == tm["address"], expr
         assert_map_matches(got, tm, expr, fixture["impl"])
+
+
+def test_worker_threads_print_the_same_bytes(fixture, truth, tmp_path):
+    """`show --json` of a core renders big maps on worker threads (main.bigMap, 1M entries, takes that
+    path by default in test_core_one_million_entries). GOMAP_THREADS=2 forces it on every map, in
+    batches of 61 entries: the output must be byte-identical to one thread's and match the truth, also
+    with --limit and with --output FILE."""
+    target = core_target(fixture)
+    for expr, tm in truth["maps"].items():
+        code, one, err = gomap("show", *target, expr, "--json", "--limit", "0", env={"GOMAP_THREADS": "1"})
+        assert code == 0, err
+        code, two, err = gomap("show", *target, expr, "--json", "--limit", "0", env={"GOMAP_THREADS": "2"})
+        assert code == 0 and err == "", err
+        assert two == one, expr
+        assert_map_matches(json.loads(two), tm, expr, fixture["impl"])
+    cut = [gomap("show", *target, "main.growingMap", "--json", "--limit", "100", env={"GOMAP_THREADS": n})[1] for n in ("1", "2")]
+    assert cut[0] == cut[1] and json.loads(cut[1])["truncated"] is True
+    out = tmp_path / "growing.json"
+    code, printed, err = gomap("show", *target, "main.growingMap", "--json", "--limit", "0", "--output", out, env={"GOMAP_THREADS": "2"})
+    assert code == 0 and printed == "" and err == "", err
+    assert out.read_text() == gomap("show", *target, "main.growingMap", "--json", "--limit", "0")[1]
+
+
+def test_output_never_replaces_what_gomap_reads(bad_inputs):
+    row = bad_inputs["row"]
+    d0, b0 = F.sha256_file(row["core"]), F.sha256_file(row["binary"])
+    for victim in (row["core"], row["binary"]):
+        code, out, err = gomap("show", "--binary", row["binary"], "--core", row["core"], "main.bigMap", "--output", victim)
+        assert code != 0 and "gomap is reading" in err and len(err.strip().splitlines()) == 1, err
+    assert F.sha256_file(row["core"]) == d0 and F.sha256_file(row["binary"]) == b0
 
 
 def test_core_one_million_entries(fixture):

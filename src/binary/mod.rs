@@ -22,6 +22,8 @@ pub struct Binary {
     pub dwarf: DwarfInfo,
     /// A few runtime symbols the engine needs (link-time addresses).
     pub symbols: HashMap<String, u64>,
+    /// Function symbols (link-time start address, name), sorted: names a func value's code address.
+    pub functions: Vec<(u64, Box<str>)>,
 }
 
 const WANTED_SYMBOLS: &[&str] = &["runtime.types", "runtime.etypes", "runtime.firstmoduledata", "runtime.buildVersion"];
@@ -50,8 +52,12 @@ impl Binary {
             return Err(Error::Binary(format!("{p}: is a core dump; pass it with --core and the executable with --binary")));
         }
         let mut symbols = HashMap::new();
+        let mut functions = Vec::new();
         for s in obj.symbols() {
             if let Ok(n) = s.name() {
+                if s.kind() == object::SymbolKind::Text && s.address() != 0 {
+                    functions.push((s.address(), n.into()));
+                }
                 if WANTED_SYMBOLS.contains(&n) {
                     symbols.insert(n.to_string(), s.address());
                 }
@@ -71,7 +77,8 @@ impl Binary {
             return Err(Error::Binary(format!("{p}: the DWARF debug info has no types")));
         }
         let image = ExeImage::parse(data.clone())?;
-        let mut bin = Binary { path: path.to_path_buf(), image, build, dwarf, symbols };
+        functions.sort_unstable();
+        let mut bin = Binary { path: path.to_path_buf(), image, build, dwarf, symbols, functions };
         if bin.build.version.is_empty() {
             bin.build = BuildInfo::from_version("unknown");
         }
@@ -80,6 +87,14 @@ impl Binary {
 
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbols.get(name).copied()
+    }
+
+    /// The function whose code starts at or before the link-time address `pc` (the symbol table
+    /// has no sizes for Go functions; the next symbol ends the previous one).
+    pub fn function_at(&self, pc: u64) -> Option<&str> {
+        let i = self.functions.partition_point(|(a, _)| *a <= pc);
+        let (_, name) = self.functions.get(i.checked_sub(1)?)?;
+        Some(name)
     }
 }
 

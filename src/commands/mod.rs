@@ -8,6 +8,7 @@ pub mod holders;
 pub mod init;
 pub mod layout;
 pub mod maps;
+pub mod parallel;
 pub mod report;
 pub mod show;
 pub mod top;
@@ -37,6 +38,9 @@ pub(crate) struct EntryWriter<'a, 'r> {
     pub(crate) io_error: Option<std::io::Error>,
     /// A progress bar while listing every entry of a large map (stderr on a terminal only).
     pub(crate) progress: Option<crate::report::progress::Bar>,
+    /// Entries of a nested map inside one key or value: text entries on one line, and the walk
+    /// stops when that key or value has spent its output budget.
+    nested: bool,
 }
 
 impl<'a, 'r> EntryWriter<'a, 'r> {
@@ -44,7 +48,7 @@ impl<'a, 'r> EntryWriter<'a, 'r> {
     pub(crate) fn new(r: &'a Renderer<'r>, out: Vec<u8>, sink: Option<&'a mut dyn Write>, key: TypeId, elem: TypeId, limit: u64) -> Self {
         let d = &r.t.bin.dwarf;
         let (key, elem) = (r.t.plans.get(d, key), r.t.plans.get(d, elem));
-        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None, progress: None }
+        EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None, nested: false, progress: None }
     }
 
     pub(crate) fn flush(&mut self) {
@@ -68,24 +72,27 @@ impl Visitor for EntryWriter<'_, '_> {
         self.r.prefetch(&self.elem, e);
     }
     fn entry(&mut self, k: &[u8], e: &[u8]) -> bool {
-        if self.limit != 0 && self.n >= self.limit {
+        if entries_done(self.limit, self.n, &mut self.more, self.io_error.is_some()) {
+            return false;
+        }
+        if self.nested && self.r.budget_spent(&self.out) {
+            if self.n > 0 {
+                self.out.extend_from_slice(if self.r.style == Style::Json { b"," } else { b", " });
+            }
+            self.r.elide(&mut self.out, crate::value::Elided::Budget);
             self.more = true;
             return false;
         }
-        if self.io_error.is_some() {
-            return false;
-        }
         match self.r.style {
-            Style::Json => {
+            Style::Text if self.nested => {
                 if self.n > 0 {
-                    self.out.push(b',');
+                    self.out.extend_from_slice(b", ");
                 }
-                self.out.extend_from_slice(b"{\"key\":");
                 self.r.value_with(&mut self.out, &self.key, k);
-                self.out.extend_from_slice(b",\"value\":");
+                self.out.extend_from_slice(b": ");
                 self.r.value_with(&mut self.out, &self.elem, e);
-                self.out.push(b'}');
             }
+            Style::Json => json_entry(self.r, &mut self.out, &self.key, &self.elem, k, e, self.n > 0),
             Style::Text => {
                 self.out.extend_from_slice(b"  ");
                 self.r.value_with(&mut self.out, &self.key, k);
@@ -107,27 +114,62 @@ impl Visitor for EntryWriter<'_, '_> {
     }
 }
 
+/// Whether an entry writer takes no more entries: `--limit` reached (which sets `more`) or the
+/// output failed.
+#[inline]
+pub(crate) fn entries_done(limit: u64, n: u64, more: &mut bool, io_failed: bool) -> bool {
+    if limit != 0 && n >= limit {
+        *more = true;
+        return true;
+    }
+    io_failed
+}
+
+/// One JSON entry `{"key":K,"value":V}`, after a comma unless it is the first.
+#[inline]
+pub(crate) fn json_entry(r: &Renderer<'_>, out: &mut Vec<u8>, key: &Plan, elem: &Plan, k: &[u8], e: &[u8], comma: bool) {
+    if comma {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"{\"key\":");
+    r.value_with(out, key, k);
+    out.extend_from_slice(b",\"value\":");
+    r.value_with(out, elem, e);
+    out.push(b'}');
+}
+
 /// Nested map expansion for `--depth`: {"address", "len", "entries": [...]} in place of the value.
-pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, depth: u32, out: &mut Vec<u8>) -> Result<()> {
+/// The entries are rendered by the same renderer into the same buffer, so they share the enclosing
+/// key's or value's budget, depth and cycle detection.
+pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, out: &mut Vec<u8>) -> Result<()> {
     let t = r.t;
+    let json = r.style == Style::Json;
+    if addr == 0 && !json {
+        out.extend_from_slice(b"nil");
+        return Ok(());
+    }
     let m = t.map_type(id)?;
-    let inner = Renderer::new(t, r.style, r.map_depth.saturating_sub(depth));
-    let mut w = EntryWriter::new(&inner, Vec::new(), None, m.key, m.elem, MAX_ITEMS);
-    let h = decode::walk(t, &m, addr, &mut w)?;
-    if r.style == Style::Json {
+    let len = t.map_len(id, addr)?;
+    let mark = out.len();
+    if json {
         out.extend_from_slice(b"{\"address\":");
         hex(out, addr, true);
-        out.extend_from_slice(format!(",\"len\":{},\"entries\":[", h.len).as_bytes());
-        out.extend_from_slice(&w.out);
-        out.extend_from_slice(b"]}");
-    } else if addr == 0 {
-        out.extend_from_slice(b"nil");
+        out.extend_from_slice(format!(",\"len\":{len},\"entries\":[").as_bytes());
     } else {
-        out.extend_from_slice(format!("map[len={}]{{", h.len).as_bytes());
-        let text = String::from_utf8_lossy(&w.out).trim_end().replace("\n  ", ", ");
-        out.extend_from_slice(text.trim_start().as_bytes());
-        out.push(b'}');
+        out.extend_from_slice(format!("map[len={len}]{{").as_bytes());
     }
+    let mut w = EntryWriter::new(r, std::mem::take(out), None, m.key, m.elem, MAX_ITEMS);
+    w.nested = true;
+    let walked = decode::walk(t, &m, addr, &mut w);
+    *out = std::mem::take(&mut w.out);
+    if let Err(e) = walked {
+        out.truncate(mark);
+        return Err(e);
+    }
+    if w.more && !r.budget_spent(out) {
+        out.extend_from_slice(if json { b",\"...\"" } else { b", ..." });
+    }
+    out.extend_from_slice(if json { b"]}" } else { b"}" });
     Ok(())
 }
 
@@ -184,6 +226,22 @@ pub(crate) fn write_findings_text(out: &mut dyn Write, f: &[Finding]) -> std::io
         }
     }
     Ok(())
+}
+
+/// `--output FILE`: the file, opened for writing, unless it is the executable or the core being read
+/// (gomap never writes to what it inspects; truncating a mapped core would also crash the walk).
+pub(crate) fn output_file(t: &Target, path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(|e| Error::io(path, e))?;
+    let me = f.metadata().map_err(|e| Error::io(path, e))?;
+    let inspected = [Some(t.bin.path.as_path()), t.mem.backing_file()];
+    for p in inspected.into_iter().flatten() {
+        if std::fs::metadata(p).is_ok_and(|m| m.dev() == me.dev() && m.ino() == me.ino()) {
+            return Err(Error::io(path, std::io::Error::other(format!("that is {}, which gomap is reading: choose another output file", p.display()))));
+        }
+    }
+    f.set_len(0).map_err(|e| Error::io(path, e))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, f))
 }
 
 pub(crate) fn io(e: std::io::Error) -> Error {

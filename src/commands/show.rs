@@ -21,25 +21,41 @@ fn len_changed(h: &mut Health, printed: u64) {
 }
 
 pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result<Vec<Finding>> {
+    if let Some(path) = &a.output {
+        let mut f = super::output_file(t, path)?;
+        let found = show_to(t, r, a, &mut f)?;
+        f.flush().map_err(|e| Error::io(path, e))?;
+        return Ok(found);
+    }
+    show_to(t, r, a, out)
+}
+
+fn show_to(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result<Vec<Finding>> {
     let m = t.map_type(r.ty)?;
     let len = t.map_len(r.ty, r.addr).map_err(|e| Error::Expr(format!("{}: map header unreadable: {e}", r.name)))?;
     let th = a.th.to_core();
     if a.json {
         let style = Style::Json;
-        let rend = Renderer::new(t, style, a.depth);
+        let rend = Renderer::new(t, style, a.depth).with_max_string(a.max_string);
         let hdr = serde_json::to_string(&Value::Object(header_json(t, r, &m, len))).unwrap_or_default();
         out.write_all(&hdr.as_bytes()[..hdr.len() - 1]).map_err(io)?;
         out.write_all(b",\"entries\":[").map_err(io)?;
-        let mut w = EntryWriter::new(&rend, Vec::with_capacity(1 << 17), Some(out), m.key, m.elem, a.limit);
         // Streaming JSON to the terminal would tear through a bar: only when stdout goes elsewhere.
-        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            w.progress = crate::report::progress::Bar::entries(len, a.limit);
-        }
-        let mut h = decode::walk_map(t, &m, r.addr, &mut w)?;
+        let progress = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { None } else { crate::report::progress::Bar::entries(len, a.limit) };
+        let (mut h, more, io_err) = match super::parallel::plan(t, len) {
+            Some(p) => {
+                let w = super::parallel::walk_json(t, &m, r.addr, &rend, a.limit, p, out, progress)?;
+                (w.health, w.more, w.io_error)
+            }
+            None => {
+                let mut w = EntryWriter::new(&rend, Vec::with_capacity(1 << 17), Some(out), m.key, m.elem, a.limit);
+                w.progress = progress;
+                let h = decode::walk_map(t, &m, r.addr, &mut w)?;
+                w.flush();
+                (h, w.more, w.io_error.take())
+            }
+        };
         len_changed(&mut h, len);
-        w.flush();
-        let (more, io_err) = (w.more, w.io_error.take());
-        drop(w);
         if let Some(e) = io_err {
             return Err(io(e));
         }
@@ -51,7 +67,7 @@ pub fn show(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result
         out.write_all(b"\n").map_err(io)?;
         return Ok(f);
     }
-    let rend = Renderer::new(t, Style::Text, a.depth);
+    let rend = Renderer::new(t, Style::Text, a.depth).with_max_string(a.max_string);
     let mut w = EntryWriter::new(&rend, Vec::new(), None, m.key, m.elem, a.limit);
     w.progress = crate::report::progress::Bar::entries(len, a.limit);
     let mut h = decode::walk_map(t, &m, r.addr, &mut w)?;

@@ -257,7 +257,7 @@ impl Walker<'_> {
         let sl = &self.c.slots;
         if self.want_entries {
             let mask = tophash.iter().enumerate().fold(0u8, |m, (i, &t)| if t >= MIN_TOP_HASH { m | 1 << i } else { m });
-            prefetch_slots(v, b, sl, mask);
+            prefetch_slots(self.mem, v, b, sl, mask);
         }
         for (i, &top) in tophash.iter().enumerate() {
             match top {

@@ -36,10 +36,23 @@ pub fn set_interrupt_hook(hook: Option<fn() -> bool>) {
     }
 }
 
+thread_local! {
+    static NO_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as a worker of a parallel walk: `interrupted` reads only the flag here, never
+/// the front end's hook (Python's would wait for the interpreter lock the walking thread holds).
+pub fn no_interrupt_hook_on_this_thread() {
+    NO_HOOK.with(|n| n.set(true));
+}
+
 /// Whether the user asked to stop. Walks call this once per bulk read, never per slot.
 pub fn interrupted() -> bool {
     if INTERRUPT.load(Ordering::Relaxed) {
         return true;
+    }
+    if NO_HOOK.with(|n| n.get()) {
+        return false;
     }
     let hook = HOOK.lock().ok().and_then(|h| *h);
     if let Some(f) = hook {
@@ -325,13 +338,24 @@ pub(crate) fn changed_message(regions: u64) -> String {
 }
 
 /// Hands the inline bytes of the live slots (bit i of `live` = slot i) of one bucket or group to
-/// `Visitor::prefetch`.
-pub(crate) fn prefetch_slots(v: &mut dyn Visitor, b: &[u8], sl: &crate::layout::Slots, live: u8) {
-    if live == 0 || (sl.key_indirect && sl.elem_indirect) {
+/// `Visitor::prefetch`. An indirect key or value (a pointer to a heap object of its own) is read by
+/// the walk itself: the walk starts loading those objects here, so that their misses overlap too.
+pub(crate) fn prefetch_slots(mem: &dyn Memory, v: &mut dyn Visitor, b: &[u8], sl: &crate::layout::Slots, live: u8) {
+    if live == 0 {
         return;
     }
     for i in 0..8u64 {
         if live & (1 << i) != 0 {
+            for (indirect, base, stride) in [(sl.key_indirect, sl.key_base, sl.key_stride), (sl.elem_indirect, sl.elem_base, sl.elem_stride)] {
+                if indirect {
+                    if let Some(obj) = mem.view(crate::memory::le_uint(b, (base + i * stride) as usize, 8), 1) {
+                        crate::value::prefetch_read(obj.as_ptr());
+                    }
+                }
+            }
+            if sl.key_indirect && sl.elem_indirect {
+                continue;
+            }
             let inline = |indirect: bool, base: u64, stride: u64| -> &[u8] {
                 if indirect {
                     &[]

@@ -257,7 +257,7 @@ impl Walker<'_> {
         let sl = &self.l.slots;
         if self.want_entries {
             let mask = ctrl.iter().enumerate().fold(0u8, |m, (i, &c)| if c & 0x80 == 0 { m | 1 << i } else { m });
-            prefetch_slots(v, g, sl, mask);
+            prefetch_slots(self.mem, v, g, sl, mask);
         }
         for (i, &c) in ctrl.iter().enumerate() {
             match c {

@@ -38,6 +38,8 @@ pub struct CoreMemory {
     path: String,
     /// Whether `release` may drop pages: only for the file mapping `open` makes.
     release_pages: bool,
+    /// The segment `find` returned last: a walk reads from one heap segment millions of times.
+    last: std::sync::atomic::AtomicUsize,
 }
 
 impl CoreMemory {
@@ -113,7 +115,7 @@ impl CoreMemory {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default() };
         if let Some(exe) = exe {
             let bias = if exe.pie { entry.map(|e| e.wrapping_sub(exe.entry)).unwrap_or(0) } else { 0 };
             core.check_belongs(&exe, bias)?;
@@ -149,8 +151,18 @@ impl CoreMemory {
     }
 
     fn find(&self, addr: u64) -> Option<&Seg> {
-        let i = self.segs.partition_point(|s| s.vaddr <= addr);
-        let s = self.segs.get(i.checked_sub(1)?)?;
+        use std::sync::atomic::Ordering::Relaxed;
+        // The last segment found, when it is also what the search below would pick (the last one
+        // starting at or below `addr`): same answer, without the search.
+        let j = self.last.load(Relaxed);
+        if let Some(s) = self.segs.get(j) {
+            if s.vaddr <= addr && addr - s.vaddr < s.memsz && self.segs.get(j + 1).map_or(true, |n| n.vaddr > addr) {
+                return Some(s);
+            }
+        }
+        let i = self.segs.partition_point(|s| s.vaddr <= addr).checked_sub(1)?;
+        let s = self.segs.get(i)?;
+        self.last.store(i, Relaxed);
         (addr - s.vaddr < s.memsz).then_some(s)
     }
 
@@ -253,6 +265,9 @@ impl Memory for CoreMemory {
     }
     fn describe(&self) -> String {
         format!("core {}", self.path)
+    }
+    fn backing_file(&self) -> Option<&std::path::Path> {
+        Some(std::path::Path::new(&self.path))
     }
     fn aux_entry(&self) -> Option<u64> {
         self.entry

@@ -30,6 +30,10 @@ pub trait Memory: Send + Sync {
     fn aux_entry(&self) -> Option<u64> {
         None
     }
+    /// The file this source maps, if any (a core): output files must never replace it.
+    fn backing_file(&self) -> Option<&std::path::Path> {
+        None
+    }
     /// True when the target may change while we read it.
     fn is_live(&self) -> bool {
         false
