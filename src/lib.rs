@@ -62,7 +62,12 @@ fn check_live_exe(bin: &binary::Binary, live: &memory::live::LiveMemory) -> Resu
     };
     if let Some((vaddr, page)) = bin.image.header_page() {
         let mut buf = vec![0u8; page.len()];
-        if live.read(vaddr.wrapping_add(bias), &mut buf).is_ok() && buf != page {
+        // Unreadable means the header is not where this binary's entry point puts it: another build.
+        let differs = match live.read(vaddr.wrapping_add(bias), &mut buf) {
+            Ok(()) => buf != page,
+            Err(_) => true,
+        };
+        if differs {
             return Err(Error::Process(format!(
                 "pid {} does not run {} (its mapped ELF header differs); pass the right --binary",
                 live.pid(),

@@ -276,3 +276,40 @@ def test_lldb_survives_hostile_values(hostile_cores, tag):
         text = out["target variable -P 2 %s" % e]
         assert "len=%d" % doc["len"] in text and len(text) < SMALL, (e, text[:500])
     assert "2" in out["script print(6*7)"]
+
+
+# ---- mismatches are loud -----------------------------------------------------------------------------------
+
+OTHER_BUILDS = [["-ldflags=-X main.variant=b"],   # same code, other data: same entry point
+                ["-gcflags=all=-N -l"]]            # other code: another entry point (a negative PIE bias)
+
+
+def _pie_and_not():
+    specs = F.tag_specs()
+    pie = [s["tag"] for s in specs if s["pie"]]
+    non = [s["tag"] for s in specs if not s["pie"]]
+    return ([t for t in ("go1.26",) if t in non] or non[:1]) + pie[:1]
+
+
+@pytest.mark.parametrize("tag", _pie_and_not())
+def test_core_of_another_build_is_refused(hostile_cores, tag):
+    prog = hostile_cores(tag)
+    for flags in OTHER_BUILDS:
+        other = F.program("hostile", tag, flags)
+        code, out, err, _ = run(["show", "--binary", other["binary"], "--core", prog["core"], "main.ints"])
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert code == 2 and not out and len(lines) == 1, (flags, code, err)
+        assert "does not belong to this binary" in lines[0] and "pass the executable" in lines[0], lines[0]
+    # The right binary is accepted.
+    code, out, err, _ = run(["show", "--binary", prog["binary"], "--core", prog["core"], "main.ints", "--json"])
+    assert code == 0 and json.loads(out)["len"] == prog["truth_doc"]["lens"]["main.ints"], err
+
+
+@pytest.mark.parametrize("tag", _pie_and_not())
+def test_process_of_another_build_is_refused(hostile_cores, tag):
+    prog = hostile_cores(tag)
+    other = F.program("hostile", tag, OTHER_BUILDS[1])
+    with F.LiveProgram(prog["binary"]) as (pid, truth, _paths):
+        code, out, err, _ = run(["show", "--binary", other["binary"], "--pid", pid, "main.ints"])
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert code != 0 and not out and len(lines) == 1 and "does not run" in lines[0], (code, err)
