@@ -313,3 +313,31 @@ def test_process_of_another_build_is_refused(hostile_cores, tag):
         code, out, err, _ = run(["show", "--binary", other["binary"], "--pid", pid, "main.ints"])
         lines = [l for l in err.splitlines() if l.strip()]
         assert code != 0 and not out and len(lines) == 1 and "does not run" in lines[0], (code, err)
+
+
+def _classic_and_swiss():
+    specs = F.tag_specs()
+    out = []
+    for impl in ("classic", "swiss"):
+        tags = [s["tag"] for s in specs if s["impl"] == impl]
+        out += [t for t in ("go1.19", "go1.26") if t in tags][:1] or tags[:1]
+    return out
+
+
+@pytest.mark.parametrize("tag", _classic_and_swiss())
+def test_wrong_type_is_loud(hostile_cores, tag):
+    """main.ints (a map[int]int of 10000) read at its address as map[string]string: an error naming
+    --type, nothing printed; the right type is accepted."""
+    prog = hostile_cores(tag)
+    target = ["--binary", prog["binary"], "--core", prog["core"]]
+    addr = prog["truth_doc"]["ints_addr"]
+    for cmd in (["show", addr, "--limit", "0"], ["show", addr, "--json", "--limit", "0"], ["check", addr]):
+        code, out, err, secs = run([*cmd[:1], *target, *cmd[1:], "--type", "map[string]string"])
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert code not in (0, 1) and not out and len(lines) == 1, (cmd, code, out[:300], err)
+        assert "does not look like a map of this type" in lines[0] and "check --type" in lines[0], lines[0]
+        assert secs < FAST
+    doc = show_json(target, addr, "--type", "map[int]int", "--limit", "3")
+    assert doc["len"] == 10000 and len(doc["entries"]) == 3
+    for e in doc["entries"]:
+        assert e["value"] == 3 * e["key"]

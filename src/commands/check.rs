@@ -15,6 +15,9 @@ pub fn check(t: &Target, refs: &[MapRef], a: &CheckArgs, out: &mut dyn Write) ->
     let mut list = Vec::new();
     for r in refs {
         let (m, h, f) = health(t, r, &th)?;
+        if a.type_name.is_some() {
+            super::type_fits(r, &m, &h)?;
+        }
         bad |= f.iter().any(|x| x.severity >= Severity::Warning);
         if a.json {
             list.push(summary_json(t, r, &m, &h, &f));
