@@ -30,19 +30,38 @@ pub use target::Target;
 
 /// Opens a target the way the CLI names it: an executable plus a core file or a live pid.
 pub fn open_target(binary: Option<&Path>, core: Option<&Path>, pid: Option<u32>) -> Result<Target> {
+    open_target_partial(binary, core, pid, false)
+}
+
+/// `open_target`; with `partial`, a truncated core is read for what it holds (`--partial`).
+pub fn open_target_partial(binary: Option<&Path>, core: Option<&Path>, pid: Option<u32>, partial: bool) -> Result<Target> {
     let exe_path = match (binary, pid) {
         (Some(b), _) => b.to_path_buf(),
         (None, Some(p)) => memory::live::LiveMemory::exe_path(p)?,
         (None, None) => return Err(Error::Usage("--binary BIN is required (with --core CORE or --pid PID)".into())),
     };
     let bin = Arc::new(binary::Binary::open(&exe_path)?);
-    open_target_with(bin, core, pid)
+    open_target_with_partial(bin, core, pid, partial)
 }
 
 /// Opens a target over an already parsed executable.
 pub fn open_target_with(bin: Arc<binary::Binary>, core: Option<&Path>, pid: Option<u32>) -> Result<Target> {
+    open_target_with_partial(bin, core, pid, false)
+}
+
+fn open_target_with_partial(bin: Arc<binary::Binary>, core: Option<&Path>, pid: Option<u32>, partial: bool) -> Result<Target> {
     let mem: Box<dyn memory::Memory> = match (core, pid) {
-        (Some(c), _) => Box::new(memory::core::CoreMemory::open(c, Some(bin.image.clone()))?),
+        (Some(c), _) => {
+            let core = memory::core::CoreMemory::open_partial(c, Some(bin.image.clone()), partial)?;
+            if core.missing_bytes() > 0 {
+                eprintln!(
+                    "gomap: warning: {} is truncated: {} bytes of memory are missing; values there show as \"cut off\"",
+                    c.display(),
+                    core.missing_bytes()
+                );
+            }
+            Box::new(core)
+        }
         (None, Some(p)) => {
             let live = memory::live::LiveMemory::open(p)?;
             check_live_exe(&bin, &live)?;

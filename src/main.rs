@@ -32,7 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> gomap::Result<i32> {
-    let t = gomap::open_target(cli.binary.as_deref(), cli.core.as_deref(), cli.pid)?;
+    let t = gomap::open_target_partial(cli.binary.as_deref(), cli.core.as_deref(), cli.pid, cli.partial)?;
     let stdout = std::io::stdout();
     let lock = stdout.lock();
     // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write

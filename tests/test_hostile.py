@@ -341,3 +341,54 @@ def test_wrong_type_is_loud(hostile_cores, tag):
     assert doc["len"] == 10000 and len(doc["entries"]) == 3
     for e in doc["entries"]:
         assert e["value"] == 3 * e["key"]
+
+
+# ---- truncated cores ---------------------------------------------------------------------------------------
+
+def _file_offset(core, addr):
+    """File offset of a virtual address in an ELF64 core (PT_LOAD with file bytes)."""
+    import struct
+    with open(core, "rb") as f:
+        eh = f.read(64)
+        phoff, phentsize, phnum = struct.unpack_from("<Q", eh, 32)[0], *struct.unpack_from("<HH", eh, 54)
+        f.seek(phoff)
+        ph = f.read(phentsize * phnum)
+    for i in range(phnum):
+        p_type, _flags, off, vaddr, _paddr, filesz = struct.unpack_from("<IIQQQQ", ph, i * phentsize)
+        if p_type == 1 and vaddr <= addr < vaddr + filesz:
+            return off + (addr - vaddr)
+    raise AssertionError("%#x not in %s" % (addr, core))
+
+
+@pytest.mark.parametrize("tag", _classic_and_swiss())
+def test_truncated_core_partial(hostile_cores, tag, tmp_path):
+    prog = hostile_cores(tag)
+    addr = int(prog["truth_doc"]["ints_addr"], 16)
+    at = _file_offset(prog["core"], addr)
+    seen_cut = False
+    for keep in (at + 256, at - 4096):
+        cut = str(tmp_path / "core")
+        with open(prog["core"], "rb") as src, open(cut, "wb") as dst:
+            dst.write(src.read(keep))
+        target = ["--binary", prog["binary"], "--core", cut]
+        code, out, err, _ = run(["show", *target, "main.ints"])
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert code == 2 and not out and len(lines) == 1 and "truncated" in lines[0] and "--partial" in lines[0], err
+        # --partial: what is there is read, what is missing is marked, nothing crashes or hangs.
+        code, out, err, secs = run(["show", "--partial", *target, "main.ints", "--json", "--limit", "0"])
+        assert secs < FAST and "panicked" not in err
+        warn = [l for l in err.splitlines() if "warning" in l]
+        assert len(warn) == 1 and "truncated" in warn[0], err
+        if code == 0:
+            doc = json.loads(out)
+            assert doc["len"] == 10000
+            for e in doc["entries"]:
+                assert e["value"] == 3 * e["key"] or "cut off" in json.dumps(e), e
+            seen_cut |= "cut off" in out.decode()
+        else:
+            errs = [l for l in err.splitlines() if "error" in l]
+            assert code == 2 and len(errs) == 1 and "cut off" in errs[0], err
+            seen_cut = True
+        code, out, err, _ = run(["maps", "--partial", *target])
+        assert code in (0, 1) and "main.funcs" in out.decode(), err
+    assert seen_cut

@@ -38,17 +38,25 @@ pub struct CoreMemory {
     path: String,
     /// Whether `release` may drop pages: only for the file mapping `open` makes.
     release_pages: bool,
+    /// Address ranges the core's headers promise but a truncated file lacks (`--partial`).
+    cut: Vec<(u64, u64)>,
 }
 
 impl CoreMemory {
     /// Opens a core. With `exe`, bytes missing from the core are read from the executable, and the
     /// core is checked to belong to it.
     pub fn open(path: &Path, exe: Option<ExeImage>) -> Result<Self> {
+        CoreMemory::open_partial(path, exe, false)
+    }
+
+    /// `open`; with `partial`, a truncated core is read for what it holds, and reads of what was cut
+    /// off fail with an error that says so (instead of refusing the whole core).
+    pub fn open_partial(path: &Path, exe: Option<ExeImage>, partial: bool) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the mapping is read-only and private; a core being rewritten under us would only
         // give wrong bytes, which every decoder already treats as untrusted.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let mut core = CoreMemory::from_mmap(map, path.display().to_string(), exe)?;
+        let mut core = CoreMemory::parse(map, path.display().to_string(), exe, partial)?;
         core.release_pages = true;
         Ok(core)
     }
@@ -61,6 +69,10 @@ impl CoreMemory {
 
     /// Parses a mapped core. Every byte is untrusted: errors, never panics.
     pub fn from_mmap(map: Mmap, pname: String, exe: Option<ExeImage>) -> Result<Self> {
+        CoreMemory::parse(map, pname, exe, false)
+    }
+
+    fn parse(map: Mmap, pname: String, exe: Option<ExeImage>, partial: bool) -> Result<Self> {
         let hdr = elf::FileHeader64::<object::Endianness>::parse(&map[..])
             .map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
         let endian = hdr.endian().map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
@@ -102,18 +114,30 @@ impl CoreMemory {
                 _ => {}
             }
         }
+        let mut cut = Vec::new();
         if need > map.len() as u64 {
-            return Err(Error::Core(format!(
-                "{pname}: core file is truncated ({} of {} bytes): it was cut short while being written (disk full, or ulimit -c too small)",
-                map.len(),
-                need
-            )));
+            if !partial {
+                return Err(Error::Core(format!(
+                    "{pname}: core file is truncated ({} of {} bytes): it was cut short while being written (disk full, or ulimit -c too small); --partial reads what is there",
+                    map.len(),
+                    need
+                )));
+            }
+            let have = map.len() as u64;
+            for s in segs.iter_mut() {
+                let end = s.offset.saturating_add(s.filesz);
+                if end > have {
+                    let kept = have.saturating_sub(s.offset).min(s.filesz);
+                    cut.push((s.vaddr.saturating_add(kept), s.vaddr.saturating_add(s.filesz)));
+                    s.filesz = kept;
+                }
+            }
         }
         if segs.is_empty() {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, cut };
         if let Some(exe) = exe {
             let bias = core.load_bias(&exe);
             core.check_belongs(&exe, bias)?;
@@ -179,6 +203,16 @@ impl CoreMemory {
         Ok(())
     }
 
+    fn is_cut(&self, addr: u64, len: usize) -> bool {
+        let end = addr.saturating_add(len as u64);
+        self.cut.iter().any(|&(a, b)| addr < b && a < end)
+    }
+
+    /// Bytes the core's headers describe but a truncated file does not hold.
+    pub fn missing_bytes(&self) -> u64 {
+        self.cut.iter().map(|(a, b)| b - a).sum()
+    }
+
     fn find(&self, addr: u64) -> Option<&Seg> {
         let i = self.segs.partition_point(|s| s.vaddr <= addr);
         let s = self.segs.get(i.checked_sub(1)?)?;
@@ -197,6 +231,10 @@ impl CoreMemory {
     }
 
     fn exe_view(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        // What a truncated core lost is not the executable's initial bytes.
+        if self.is_cut(addr, len) {
+            return None;
+        }
         let (exe, bias) = self.exe.as_ref()?;
         exe.view(addr.wrapping_sub(*bias), len)
     }
@@ -268,7 +306,14 @@ impl Memory for CoreMemory {
                     let v = self
                         .core_view(a, chunk)
                         .or_else(|| self.exe_view(a, chunk))
-                        .ok_or_else(|| Error::unreadable(addr, buf.len(), format!("not in {}", self.path)))?;
+                        .ok_or_else(|| {
+                            let why = if self.is_cut(a, chunk) {
+                                format!("cut off: {} is truncated", self.path)
+                            } else {
+                                format!("not in {}", self.path)
+                            };
+                            Error::unreadable(addr, buf.len(), why)
+                        })?;
                     buf[done..done + chunk].copy_from_slice(v);
                     done += chunk;
                 }

@@ -90,6 +90,8 @@ pub struct CallbackMemory<F: Fn(u64, usize) -> Result<Vec<u8>> + Send + Sync> {
     name: String,
     entry: Option<u64>,
     cache: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<Vec<u8>>>>,
+    /// False when the debugger reads a core (findings then speak of a core, not a running process).
+    live: bool,
 }
 
 const PAGE: u64 = 4096;
@@ -97,7 +99,13 @@ const CACHE_PAGES: usize = 16384; // 64 MiB at most
 
 impl<F: Fn(u64, usize) -> Result<Vec<u8>> + Send + Sync> CallbackMemory<F> {
     pub fn new(name: String, entry: Option<u64>, read_fn: F) -> Self {
-        CallbackMemory { read_fn, name, entry, cache: Default::default() }
+        CallbackMemory { read_fn, name, entry, cache: Default::default(), live: true }
+    }
+
+    /// Whether the memory behind the callback can change (a process) or not (a core).
+    pub fn live(mut self, live: bool) -> Self {
+        self.live = live;
+        self
     }
     fn page(&self, page: u64) -> Result<std::sync::Arc<Vec<u8>>> {
         if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&page).cloned()) {
@@ -158,6 +166,6 @@ impl<F: Fn(u64, usize) -> Result<Vec<u8>> + Send + Sync> Memory for CallbackMemo
         self.entry
     }
     fn is_live(&self) -> bool {
-        true
+        self.live
     }
 }
