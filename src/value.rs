@@ -395,8 +395,18 @@ impl<'t> Renderer<'t> {
         ENTRY_BUDGET + self.max_string as usize
     }
 
+    /// Output of the current key or value so far (0 outside one: a scalar rendered on its own).
+    fn used(&self, out: &[u8]) -> usize {
+        let w = self.walk.borrow();
+        if w.level == 0 {
+            0
+        } else {
+            out.len().saturating_sub(w.start)
+        }
+    }
+
     fn over_budget(&self, out: &[u8]) -> bool {
-        out.len().saturating_sub(self.walk.borrow().start) > self.budget()
+        self.used(out) > self.budget()
     }
 
     /// Opens the object at `addr` of type `ty` for a full rendering, or says why not.
@@ -404,10 +414,10 @@ impl<'t> Renderer<'t> {
         if depth >= MAX_DEPTH {
             return Err(Elided::Depth);
         }
-        let mut w = self.walk.borrow_mut();
-        if out.len().saturating_sub(w.start) > self.budget() {
+        if self.over_budget(out) {
             return Err(Elided::Budget);
         }
+        let mut w = self.walk.borrow_mut();
         if w.path.contains(&(addr, ty)) {
             return Err(Elided::Cycle(addr));
         }
@@ -674,9 +684,15 @@ impl<'t> Renderer<'t> {
             return self.error(out, format!("impossible string: {n} bytes at {p:#x}"));
         }
         // Cut at --max-string, and at what is left of the budget (a wrong --type reads garbage lengths).
-        let left = self.budget().saturating_sub(out.len().saturating_sub(self.walk.borrow().start)) as u64;
+        let left = self.budget().saturating_sub(self.used(out)) as u64;
         let shown = n.min(self.max_string).min(left.max(16));
         let cut = shown < n;
+        // A cut string must still exist whole: its last byte is in memory (a garbage length is not).
+        if cut {
+            if let Err(e) = self.t.mem.bytes(p.wrapping_add(n - 1), 1) {
+                return self.error(out, format!("impossible string: {n} bytes at {p:#x} run into unreadable memory ({e})"));
+            }
+        }
         let json = self.style == Style::Json;
         if cut {
             self.elided.set(self.elided.get() + 1);
@@ -702,7 +718,7 @@ impl<'t> Renderer<'t> {
                     Err(_) => go_quote_bytes(out, bytes),
                 }
             }
-            Err(e) => self.error(out, e.to_string()),
+            Err(e) => self.error(out, format!("string of {n} bytes at {p:#x}: {e}")),
         }
         if cut {
             if json {
