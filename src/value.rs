@@ -473,20 +473,22 @@ impl<'t> Renderer<'t> {
         }
     }
 
-    /// Whether a nested map at this point is expanded (`--depth`), and the plan depth it is at.
-    pub(crate) fn open_map(&self, depth: u32) -> bool {
-        let mut w = self.walk.borrow_mut();
-        if w.maps_open >= self.map_depth {
-            return false;
-        }
-        w.maps_open += 1;
-        w.depth_base = depth;
-        true
+    /// Whether a nested map at this point is expanded (`--depth`).
+    fn expands_maps(&self) -> bool {
+        self.walk.borrow().maps_open < self.map_depth
     }
 
-    pub(crate) fn close_map(&self) {
+    /// Opens a nested map whose entries render at plan depth `depth`; returns the depth to restore.
+    fn open_map(&self, depth: u32) -> u32 {
+        let mut w = self.walk.borrow_mut();
+        w.maps_open += 1;
+        std::mem::replace(&mut w.depth_base, depth)
+    }
+
+    fn close_map(&self, depth_base: u32) {
         let mut w = self.walk.borrow_mut();
         w.maps_open = w.maps_open.saturating_sub(1);
+        w.depth_base = depth_base;
     }
 
     /// Whether the current key or value has used up its output budget (a nested map stops there).
@@ -527,7 +529,7 @@ impl<'t> Renderer<'t> {
     #[inline]
     pub fn value_with(&self, out: &mut Vec<u8>, plan: &Plan, b: &[u8]) {
         if plan.is_leaf() {
-            return self.plan(out, plan, b, self.walk.borrow().depth_base);
+            return self.plan(out, plan, b, 0);
         }
         let depth = {
             let mut w = self.walk.borrow_mut();
@@ -828,22 +830,19 @@ impl<'t> Renderer<'t> {
 
     fn nested_map(&self, out: &mut Vec<u8>, id: TypeId, addr: u64, depth: u32) {
         let json = self.style == Style::Json;
-        if addr != 0 && self.map_depth > 0 {
+        if addr != 0 && self.expands_maps() {
             if let Err(why) = self.enter(out, addr, id, depth) {
                 return self.elide(out, why);
             }
-            let expand = self.open_map(depth + 1);
-            if expand {
-                // Expanded: the nested map's entries, as an object of key/value pairs list.
-                let r = crate::commands::nested_entries(self, id, addr, out);
-                self.close_map();
-                self.leave();
-                match r {
-                    Ok(()) => return,
-                    Err(e) => return self.error(out, e.to_string()),
-                }
-            }
+            // Expanded: the nested map's entries, as an object of key/value pairs list.
+            let saved = self.open_map(depth + 1);
+            let r = crate::commands::nested_entries(self, id, addr, out);
+            self.close_map(saved);
             self.leave();
+            if let Err(e) = r {
+                self.error(out, e.to_string());
+            }
+            return;
         }
         let len = self.t.map_len(id, addr);
         match len {
@@ -893,15 +892,18 @@ impl<'t> Renderer<'t> {
         };
         let boxed = !direct && size > 0 && !matches!(*plan, Plan::Opaque);
         let entered = if boxed { Some(self.enter(out, data, key, depth)) } else { None };
+        // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
+        let literal = matches!(*plan, Plan::Struct(_)) && !matches!(entered, Some(Err(_)));
         if json {
             out.extend_from_slice(b"{\"type\":");
             json_str(out, &name);
             out.extend_from_slice(b",\"value\":");
         } else {
             out.extend_from_slice(name.as_bytes());
+            if !literal {
+                out.push(b'(');
+            }
         }
-        // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
-        let start = out.len();
         match entered {
             Some(Err(why)) => self.elide(out, why),
             _ if matches!(*plan, Plan::Opaque) => hex(out, data, json),
@@ -918,10 +920,7 @@ impl<'t> Renderer<'t> {
         }
         if json {
             out.push(b'}');
-        } else if out.get(start) == Some(&b'{') {
-            // already a composite literal
-        } else {
-            out.insert(start, b'(');
+        } else if !literal {
             out.push(b')');
         }
     }
