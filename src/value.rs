@@ -445,32 +445,24 @@ impl<'t> Renderer<'t> {
             Elided::Depth => ("depth", None),
             Elided::Budget => ("budget", None),
         };
-        match (addr, json) {
-            (Some(a), true) => {
-                out.extend_from_slice(b"{\"");
+        // JSON {"cycle":"0x.."} / {"elided":"depth"}; text <cycle 0x..> / <elided: depth>.
+        let (open, mid, close): (&[u8], &[u8], &[u8]) = if json { (b"{\"", b"\":", b"}") } else { (b"<", b" ", b">") };
+        out.extend_from_slice(open);
+        match addr {
+            Some(a) => {
                 out.extend_from_slice(word.as_bytes());
-                out.extend_from_slice(b"\":");
-                hex(out, a, true);
-                out.push(b'}');
+                out.extend_from_slice(mid);
+                hex(out, a, json);
             }
-            (Some(a), false) => {
-                out.push(b'<');
+            None => {
+                out.extend_from_slice(if json { b"elided\":\"" } else { b"elided: " });
                 out.extend_from_slice(word.as_bytes());
-                out.push(b' ');
-                hex(out, a, false);
-                out.push(b'>');
-            }
-            (None, true) => {
-                out.extend_from_slice(b"{\"elided\":\"");
-                out.extend_from_slice(word.as_bytes());
-                out.extend_from_slice(b"\"}");
-            }
-            (None, false) => {
-                out.extend_from_slice(b"<elided: ");
-                out.extend_from_slice(word.as_bytes());
-                out.push(b'>');
+                if json {
+                    out.push(b'"');
+                }
             }
         }
+        out.extend_from_slice(close);
     }
 
     /// Whether a nested map at this point is expanded (`--depth`).
