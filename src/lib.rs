@@ -49,19 +49,11 @@ pub fn open_target_with(bin: Arc<binary::Binary>, core: Option<&Path>, pid: Opti
     open_target_with_partial(bin, core, pid, false)
 }
 
-fn open_target_with_partial(bin: Arc<binary::Binary>, core: Option<&Path>, pid: Option<u32>, partial: bool) -> Result<Target> {
+/// `open_target_with`; with `partial`, a truncated core is read for what it holds
+/// (`Memory::missing_bytes` says how much is missing).
+pub fn open_target_with_partial(bin: Arc<binary::Binary>, core: Option<&Path>, pid: Option<u32>, partial: bool) -> Result<Target> {
     let mem: Box<dyn memory::Memory> = match (core, pid) {
-        (Some(c), _) => {
-            let core = memory::core::CoreMemory::open_partial(c, Some(bin.image.clone()), partial)?;
-            if core.missing_bytes() > 0 {
-                eprintln!(
-                    "gomap: warning: {} is truncated: {} bytes of memory are missing; values there show as \"cut off\"",
-                    c.display(),
-                    core.missing_bytes()
-                );
-            }
-            Box::new(core)
-        }
+        (Some(c), _) => Box::new(memory::core::CoreMemory::open_partial(c, Some(bin.image.clone()), partial)?),
         (None, Some(p)) => {
             let live = memory::live::LiveMemory::open(p)?;
             check_live_exe(&bin, &live)?;

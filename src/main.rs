@@ -33,6 +33,13 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> gomap::Result<i32> {
     let t = gomap::open_target_partial(cli.binary.as_deref(), cli.core.as_deref(), cli.pid, cli.partial)?;
+    if t.mem.missing_bytes() > 0 {
+        eprintln!(
+            "gomap: warning: {} is truncated: {} bytes of memory are missing; values there show as \"cut off\"",
+            t.mem.describe(),
+            t.mem.missing_bytes()
+        );
+    }
     let stdout = std::io::stdout();
     let lock = stdout.lock();
     // Our own 64 KiB buffer straight onto fd 1: std's stdout is line-buffered and scans every write

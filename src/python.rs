@@ -118,7 +118,9 @@ impl Session {
     fn open(binary: &str, core: Option<&str>, pid: Option<u32>) -> PyResult<Session> {
         guard(|| {
             let bin = open_binary(binary)?;
-            let t = crate::open_target_with(bin, core.map(Path::new), pid)?;
+            // The debugger already opened this core: a truncated one is read for what it holds
+            // (what was cut off reads as "cut off"), as the debugger itself does.
+            let t = crate::open_target_with_partial(bin, core.map(Path::new), pid, true)?;
             Ok(Session { t: Arc::new(t) })
         })
     }

@@ -208,11 +208,6 @@ impl CoreMemory {
         self.cut.iter().any(|&(a, b)| addr < b && a < end)
     }
 
-    /// Bytes the core's headers describe but a truncated file does not hold.
-    pub fn missing_bytes(&self) -> u64 {
-        self.cut.iter().map(|(a, b)| b - a).sum()
-    }
-
     fn find(&self, addr: u64) -> Option<&Seg> {
         let i = self.segs.partition_point(|s| s.vaddr <= addr);
         let s = self.segs.get(i.checked_sub(1)?)?;
@@ -350,6 +345,10 @@ impl Memory for CoreMemory {
     }
     fn describe(&self) -> String {
         format!("core {}", self.path)
+    }
+    /// Bytes the core's headers describe but a truncated file does not hold.
+    fn missing_bytes(&self) -> u64 {
+        self.cut.iter().map(|(a, b)| b.saturating_sub(*a)).sum()
     }
     fn aux_entry(&self) -> Option<u64> {
         self.entry

@@ -37,6 +37,10 @@ pub trait Memory: Send + Sync {
     /// A hint that the walk is done with these bytes: a source that maps them may drop their pages,
     /// so that streaming a map's bucket arrays keeps the resident set flat whatever the map's size.
     fn release(&self, _addr: u64, _len: usize) {}
+    /// Bytes the source should hold but does not (a truncated core read with `--partial`).
+    fn missing_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// Typed little-endian reads on top of any source (Go targets we support are little-endian).
