@@ -241,3 +241,28 @@ pub fn run_core(data: &[u8], exe: Option<&Binary>) {
         }
     }
 }
+
+/// Every fixture layout at once, for `decode_any`: the `maps` binary of each built tag of the
+/// matrix (sorted by tag: go1.19 classic through go1.27 mapsplitgroup, PIE and cgo included),
+/// then the hostile-values program named by GOMAP_FUZZ_HOSTILE_BIN (self-containing slices, maps
+/// and interfaces, funcs) when set. An input's first byte picks one (modulo how many loaded).
+pub fn load_every_layout() -> Vec<Fixture> {
+    let dir = cache().join("fixtures/current");
+    let mut tags: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("maps"))).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    tags.sort();
+    if let Some(h) = std::env::var_os("GOMAP_FUZZ_HOSTILE_BIN") {
+        tags.push(PathBuf::from(h));
+    }
+    tags.iter().filter_map(|p| Fixture::load(p).ok()).collect()
+}
+
+/// One `decode_any` input: a fixture selector byte, then a decoder input (format above).
+pub fn run_decode_any(fxs: &[Fixture], data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    if fxs.is_empty() {
+        return;
+    }
+    run_decode(&fxs[pick as usize % fxs.len()], rest);
+}
