@@ -266,12 +266,15 @@ impl Plans {
                 _ => Plan::Opaque,
             },
             Some(RtShape::Slice { elem }) => match size_of(elem) {
-                Some(elem_size) => Plan::RtSlice { elem, elem_size },
-                None => Plan::Opaque,
+                Some(elem_size) if elem_size <= crate::memory::MAX_READ as u64 => Plan::RtSlice { elem, elem_size },
+                _ => Plan::Opaque,
             },
+            // Sizes come from the target's memory: an implausible one is not followed.
             Some(RtShape::Array { elem, len }) => match size_of(elem) {
-                Some(stride) => Plan::Array { elem: Box::new(self.compile_rtype(t, elem, depth + 1)), count: len, stride },
-                None => Plan::Opaque,
+                Some(stride) if stride <= crate::memory::MAX_READ as u64 => {
+                    Plan::Array { elem: Box::new(self.compile_rtype(t, elem, depth + 1)), count: len, stride }
+                }
+                _ => Plan::Opaque,
             },
             Some(RtShape::Struct(fields)) => Plan::Struct(
                 fields
@@ -636,8 +639,8 @@ impl<'t> Renderer<'t> {
                         shown = i;
                         break;
                     }
-                    let at = (i * stride) as usize;
-                    let sub = b.get(at..at + *stride as usize).unwrap_or(&[]);
+                    let at = i.saturating_mul(*stride) as usize;
+                    let sub = b.get(at..at.saturating_add(*stride as usize)).unwrap_or(&[]);
                     self.plan(out, elem, sub, depth + 1);
                 }
                 if shown < *count && shown == MAX_ITEMS {

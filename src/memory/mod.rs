@@ -81,7 +81,7 @@ impl<T: Memory + ?Sized> MemoryExt for T {}
 pub fn le_uint(bytes: &[u8], off: usize, size: usize) -> u64 {
     let mut b = [0u8; 8];
     let n = size.min(8);
-    if let Some(src) = bytes.get(off..off + n) {
+    if let Some(src) = off.checked_add(n).and_then(|end| bytes.get(off..end)) {
         b[..n].copy_from_slice(src);
     }
     u64::from_le_bytes(b)
