@@ -414,5 +414,7 @@ def test_truncated_core_partial(hostile_cores, tag, tmp_path):
         if funcs_readable:
             assert {e["key"]: e["value"] for e in json_in(got[0])["entries"]} == want_funcs
         else:
-            assert "cut off" in got[0], got[0]
+            # gdb itself evaluates `main.funcs`: where the core lost the data segment, gdb reads the
+            # executable's initial value (a nil map). gomap cannot tell; README notes it.
+            assert "cut off" in got[0] or json_in(got[0])["address"] == "0x0", got[0]
     assert seen_cut
