@@ -125,6 +125,10 @@ class GdbBackend(common.Backend):
             return None  # remote: the pid is on another machine; read through gdb
         return inf.pid
 
+    def is_core(self):
+        """Whether gdb debugs a core file (however it is read)."""
+        return self.core_file() is not None
+
     # What the layer reads directly (the fast path); `set gomap-direct off` reads through gdb instead.
     def core_path(self):
         return self.core_file() if _direct_allowed() else None

@@ -113,6 +113,10 @@ class Backend:
         """(map header address, map type name) for EXPR, or None to let gomap resolve it."""
         return None
 
+    def is_core(self):
+        """Whether the debugger reads a core file (not a process that may change)."""
+        return False
+
     def target_key(self):
         """Identifies the current target: a new key means a new session."""
         return (self.binary_path(), self.core_path(), self.pid())
@@ -161,7 +165,8 @@ class CommandLayer:
             try:
                 probe = mod.Session.with_reader(binary, b.read_memory, bias=0, name=b.name)
                 bias = b.bias(probe.dwarf_address)
-                session = mod.Session.with_reader(binary, b.read_memory, bias=bias, name=b.name)
+                # A core read through the debugger is still a core: findings must not call it a process.
+                session = mod.Session.with_reader(binary, b.read_memory, bias=bias, name=b.name, live=not b.is_core())
             except mod.GomapError as e:
                 raise UserError(str(e))
         self._session, self._key, self._gen, self._direct = session, key, gen, direct

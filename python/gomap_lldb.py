@@ -146,6 +146,10 @@ class LldbBackend(common.Backend):
         # readable (how remote targets are read; the tests use it to cover that path).
         return os.environ.get("GOMAP_MEMORY") == "debugger"
 
+    def is_core(self):
+        """Whether LLDB debugs a core file (however it is read)."""
+        return self._is_core()
+
     def core_path(self):
         if not self._is_core() or self._debugger_memory_only():
             return None

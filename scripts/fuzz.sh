@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh --smoke              every target for a few seconds (part of scripts/test.sh)
 #   scripts/fuzz.sh --seconds 600        the long run: each target for 10 minutes, one at a time
-#   scripts/fuzz.sh --seconds 60 core    chosen targets only (binary, core, decode_classic, decode_swiss)
+#   scripts/fuzz.sh --seconds 60 core    chosen targets only (binary, core, decode_classic, decode_swiss,
+#                                        decode_any: every tag's layout and fixtures/hostile)
 #
 # Seeds come from the real fixtures (scripts/fixtures.sh; tags go1.23 and go1.26) and are written,
 # with the growing corpora, crash artifacts and logs, under ${GOMAP_CACHE:-~/.cache/gomap}/fuzz.
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
         *) TARGETS+=("$1"); shift ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(binary core decode_classic decode_swiss)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(binary core decode_classic decode_swiss decode_any)
 FIX="$GOMAP_CACHE/fixtures/current"
 for tag in go1.23 go1.26; do
     if [ ! -f "$FIX/$tag/core" ]; then
@@ -104,6 +105,36 @@ open(dst, "wb").write(bytes(hdr) + b"".join(phdrs) + b"".join(blobs))
 PY
     done
     readlink -f "$FIX" > "$STAMP"
+fi
+
+# decode_any: the layouts of every built tag (sorted, as the harness loads them), then the hostile
+# values program (fixtures/hostile, built and cored once through tests/fixturelib.py). Each seed is
+# the seed tool's output for that fixture with the fixture's index byte in front.
+HOSTILE=$("$GOMAP_CACHE/venv/bin/python" -c 'import sys; sys.path.insert(0, "tests"); import fixturelib as F; p = F.program_core("hostile", "go1.26"); print(p["binary"], p["core"])' 2>/dev/null || true)
+if [ -n "$HOSTILE" ]; then
+    export GOMAP_FUZZ_HOSTILE_BIN="${HOSTILE%% *}"
+fi
+if [ ! -f "$FUZZ/seeds/decode_any/.done" ]; then
+    rm -rf "$FUZZ/seeds/decode_any" && mkdir -p "$FUZZ/seeds/decode_any"
+    SEED="$REPO/fuzz/target/seed/release/gomap-fuzz-seed"
+    i=0
+    pairs=()
+    for d in $(ls -d "$FIX"/*/ | sort); do
+        [ -f "$d/maps" ] && pairs+=("$d/maps $d/core")
+    done
+    [ -n "$HOSTILE" ] && pairs+=("$HOSTILE")
+    for pair in "${pairs[@]}"; do
+        read -r bin core <<< "$pair"
+        tmp=$(mktemp -d)
+        "$SEED" "$bin" "$core" "$tmp" 2>/dev/null || true
+        for f in "$tmp"/*; do
+            [ -f "$f" ] || continue
+            { printf "\\x$(printf %02x "$i")"; cat "$f"; } > "$FUZZ/seeds/decode_any/$i-$(basename "$f")"
+        done
+        rm -rf "$tmp"
+        i=$((i + 1))
+    done
+    touch "$FUZZ/seeds/decode_any/.done"
 fi
 
 status=0

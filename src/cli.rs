@@ -21,6 +21,9 @@ pub struct Cli {
     /// A running process (read through /proc/PID/mem; never stopped or written).
     #[arg(long, global = true, value_name = "PID")]
     pub pid: Option<u32>,
+    /// Read a truncated core for what it holds; what was cut off shows as unreadable ("cut off").
+    #[arg(long, global = true)]
+    pub partial: bool,
     #[command(subcommand)]
     pub cmd: CliCmd,
 }

@@ -92,7 +92,7 @@ fn run(cli: &Cli, frontends: Option<&Path>) -> crate::Result<i32> {
                     let mem = crate::memory::exe::ExeMemory { image: bin.image.clone(), path: b.to_path_buf() };
                     crate::Target::new(bin, Box::new(mem))
                 }
-                _ => crate::open_target(cli.binary.as_deref(), core, cli.pid)?,
+                _ => crate::open_target_partial(cli.binary.as_deref(), core, cli.pid, cli.partial)?,
             };
             crate::inspect::run(&t, cmd, None, &mut out)?
         }

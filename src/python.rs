@@ -118,7 +118,9 @@ impl Session {
     fn open(binary: &str, core: Option<&str>, pid: Option<u32>) -> PyResult<Session> {
         guard(|| {
             let bin = open_binary(binary)?;
-            let t = crate::open_target_with(bin, core.map(Path::new), pid)?;
+            // The debugger already opened this core: a truncated one is read for what it holds
+            // (what was cut off reads as "cut off"), as the debugger itself does.
+            let t = crate::open_target_with_partial(bin, core.map(Path::new), pid, true)?;
             Ok(Session { t: Arc::new(t) })
         })
     }
@@ -126,8 +128,9 @@ impl Session {
     /// Session.with_reader(binary, read, entry=None, bias=None, name="debugger"): memory through a
     /// callback read(addr, size) -> bytes that raises on unreadable memory.
     #[staticmethod]
-    #[pyo3(signature = (binary, read, entry=None, bias=None, name="debugger".to_string()))]
-    fn with_reader(binary: &str, read: Py<PyAny>, entry: Option<u64>, bias: Option<u64>, name: String) -> PyResult<Session> {
+    /// `live=False` when the debugger reads a core file.
+    #[pyo3(signature = (binary, read, entry=None, bias=None, name="debugger".to_string(), live=true))]
+    fn with_reader(binary: &str, read: Py<PyAny>, entry: Option<u64>, bias: Option<u64>, name: String, live: bool) -> PyResult<Session> {
         guard(|| {
             let bin = open_binary(binary)?;
             let mem = CallbackMemory::new(name, entry, move |addr, size| {
@@ -136,7 +139,8 @@ impl Session {
                     let b = r.cast_bound::<PyBytes>(py).map_err(|_| Error::unreadable(addr, size, "reader did not return bytes"))?;
                     Ok(b.as_bytes().to_vec())
                 })
-            });
+            })
+            .live(live);
             let mem: Box<dyn Memory> = Box::new(mem);
             let t = match bias {
                 Some(b) => Target::with_bias(bin, mem, b),

@@ -266,12 +266,15 @@ impl Plans {
                 _ => Plan::Opaque,
             },
             Some(RtShape::Slice { elem }) => match size_of(elem) {
-                Some(elem_size) => Plan::RtSlice { elem, elem_size },
-                None => Plan::Opaque,
+                Some(elem_size) if elem_size <= crate::memory::MAX_READ as u64 => Plan::RtSlice { elem, elem_size },
+                _ => Plan::Opaque,
             },
+            // Sizes come from the target's memory: an implausible one is not followed.
             Some(RtShape::Array { elem, len }) => match size_of(elem) {
-                Some(stride) => Plan::Array { elem: Box::new(self.compile_rtype(t, elem, depth + 1)), count: len, stride },
-                None => Plan::Opaque,
+                Some(stride) if stride <= crate::memory::MAX_READ as u64 => {
+                    Plan::Array { elem: Box::new(self.compile_rtype(t, elem, depth + 1)), count: len, stride }
+                }
+                _ => Plan::Opaque,
             },
             Some(RtShape::Struct(fields)) => Plan::Struct(
                 fields
@@ -403,8 +406,18 @@ impl<'t> Renderer<'t> {
         ENTRY_BUDGET + self.max_string as usize
     }
 
+    /// Output of the current key or value so far (0 outside one: a scalar rendered on its own).
+    fn used(&self, out: &[u8]) -> usize {
+        let w = self.walk.borrow();
+        if w.level == 0 {
+            0
+        } else {
+            out.len().saturating_sub(w.start)
+        }
+    }
+
     fn over_budget(&self, out: &[u8]) -> bool {
-        out.len().saturating_sub(self.walk.borrow().start) > self.budget()
+        self.used(out) > self.budget()
     }
 
     /// Opens the object at `addr` of type `ty` for a full rendering, or says why not.
@@ -412,10 +425,10 @@ impl<'t> Renderer<'t> {
         if depth >= MAX_DEPTH {
             return Err(Elided::Depth);
         }
-        let mut w = self.walk.borrow_mut();
-        if out.len().saturating_sub(w.start) > self.budget() {
+        if self.over_budget(out) {
             return Err(Elided::Budget);
         }
+        let mut w = self.walk.borrow_mut();
         if w.path.contains(&(addr, ty)) {
             return Err(Elided::Cycle(addr));
         }
@@ -443,48 +456,42 @@ impl<'t> Renderer<'t> {
             Elided::Depth => ("depth", None),
             Elided::Budget => ("budget", None),
         };
-        match (addr, json) {
-            (Some(a), true) => {
-                out.extend_from_slice(b"{\"");
+        // JSON {"cycle":"0x.."} / {"elided":"depth"}; text <cycle 0x..> / <elided: depth>.
+        let (open, mid, close): (&[u8], &[u8], &[u8]) = if json { (b"{\"", b"\":", b"}") } else { (b"<", b" ", b">") };
+        out.extend_from_slice(open);
+        match addr {
+            Some(a) => {
                 out.extend_from_slice(word.as_bytes());
-                out.extend_from_slice(b"\":");
-                hex(out, a, true);
-                out.push(b'}');
+                out.extend_from_slice(mid);
+                hex(out, a, json);
             }
-            (Some(a), false) => {
-                out.push(b'<');
+            None => {
+                out.extend_from_slice(if json { b"elided\":\"" } else { b"elided: " });
                 out.extend_from_slice(word.as_bytes());
-                out.push(b' ');
-                hex(out, a, false);
-                out.push(b'>');
-            }
-            (None, true) => {
-                out.extend_from_slice(b"{\"elided\":\"");
-                out.extend_from_slice(word.as_bytes());
-                out.extend_from_slice(b"\"}");
-            }
-            (None, false) => {
-                out.extend_from_slice(b"<elided: ");
-                out.extend_from_slice(word.as_bytes());
-                out.push(b'>');
+                if json {
+                    out.push(b'"');
+                }
             }
         }
+        out.extend_from_slice(close);
     }
 
-    /// Whether a nested map at this point is expanded (`--depth`), and the plan depth it is at.
-    pub(crate) fn open_map(&self, depth: u32) -> bool {
+    /// Whether a nested map at this point is expanded (`--depth`).
+    fn expands_maps(&self) -> bool {
+        self.walk.borrow().maps_open < self.map_depth
+    }
+
+    /// Opens a nested map whose entries render at plan depth `depth`; returns the depth to restore.
+    fn open_map(&self, depth: u32) -> u32 {
         let mut w = self.walk.borrow_mut();
-        if w.maps_open >= self.map_depth {
-            return false;
-        }
         w.maps_open += 1;
-        w.depth_base = depth;
-        true
+        std::mem::replace(&mut w.depth_base, depth)
     }
 
-    pub(crate) fn close_map(&self) {
+    fn close_map(&self, depth_base: u32) {
         let mut w = self.walk.borrow_mut();
         w.maps_open = w.maps_open.saturating_sub(1);
+        w.depth_base = depth_base;
     }
 
     /// Whether the current key or value has used up its output budget (a nested map stops there).
@@ -525,7 +532,7 @@ impl<'t> Renderer<'t> {
     #[inline]
     pub fn value_with(&self, out: &mut Vec<u8>, plan: &Plan, b: &[u8]) {
         if plan.is_leaf() {
-            return self.plan(out, plan, b, self.walk.borrow().depth_base);
+            return self.plan(out, plan, b, 0);
         }
         let depth = {
             let mut w = self.walk.borrow_mut();
@@ -640,8 +647,8 @@ impl<'t> Renderer<'t> {
                         shown = i;
                         break;
                     }
-                    let at = (i * stride) as usize;
-                    let sub = b.get(at..at + *stride as usize).unwrap_or(&[]);
+                    let at = i.saturating_mul(*stride) as usize;
+                    let sub = b.get(at..at.saturating_add(*stride as usize)).unwrap_or(&[]);
                     self.plan(out, elem, sub, depth + 1);
                 }
                 if shown < *count && shown == MAX_ITEMS {
@@ -682,9 +689,15 @@ impl<'t> Renderer<'t> {
             return self.error(out, format!("impossible string: {n} bytes at {p:#x}"));
         }
         // Cut at --max-string, and at what is left of the budget (a wrong --type reads garbage lengths).
-        let left = self.budget().saturating_sub(out.len().saturating_sub(self.walk.borrow().start)) as u64;
+        let left = self.budget().saturating_sub(self.used(out)) as u64;
         let shown = n.min(self.max_string).min(left.max(16));
         let cut = shown < n;
+        // A cut string must still exist whole: its last byte is in memory (a garbage length is not).
+        if cut {
+            if let Err(e) = self.t.mem.bytes(p.wrapping_add(n - 1), 1) {
+                return self.error(out, format!("impossible string: {n} bytes at {p:#x} run into unreadable memory ({e})"));
+            }
+        }
         let json = self.style == Style::Json;
         if cut {
             self.elided.set(self.elided.get() + 1);
@@ -710,7 +723,7 @@ impl<'t> Renderer<'t> {
                     Err(_) => go_quote_bytes(out, bytes),
                 }
             }
-            Err(e) => self.error(out, e.to_string()),
+            Err(e) => self.error(out, format!("string of {n} bytes at {p:#x}: {e}")),
         }
         if cut {
             if json {
@@ -820,22 +833,19 @@ impl<'t> Renderer<'t> {
 
     fn nested_map(&self, out: &mut Vec<u8>, id: TypeId, addr: u64, depth: u32) {
         let json = self.style == Style::Json;
-        if addr != 0 && self.map_depth > 0 {
+        if addr != 0 && self.expands_maps() {
             if let Err(why) = self.enter(out, addr, id, depth) {
                 return self.elide(out, why);
             }
-            let expand = self.open_map(depth + 1);
-            if expand {
-                // Expanded: the nested map's entries, as an object of key/value pairs list.
-                let r = crate::commands::nested_entries(self, id, addr, out);
-                self.close_map();
-                self.leave();
-                match r {
-                    Ok(()) => return,
-                    Err(e) => return self.error(out, e.to_string()),
-                }
-            }
+            // Expanded: the nested map's entries, as an object of key/value pairs list.
+            let saved = self.open_map(depth + 1);
+            let r = crate::commands::nested_entries(self, id, addr, out);
+            self.close_map(saved);
             self.leave();
+            if let Err(e) = r {
+                self.error(out, e.to_string());
+            }
+            return;
         }
         let len = self.t.map_len(id, addr);
         match len {
@@ -887,15 +897,18 @@ impl<'t> Renderer<'t> {
         };
         let boxed = !direct && size > 0 && !matches!(*plan, Plan::Opaque);
         let entered = if boxed { Some(self.enter(out, data, key, depth)) } else { None };
+        // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
+        let literal = matches!(*plan, Plan::Struct(_)) && !matches!(entered, Some(Err(_)));
         if json {
             out.extend_from_slice(b"{\"type\":");
             json_str(out, &name);
             out.extend_from_slice(b",\"value\":");
         } else {
             out.extend_from_slice(name.as_bytes());
+            if !literal {
+                out.push(b'(');
+            }
         }
-        // Text: Go-like `T(v)` for scalars, `T{...}` for composite literals.
-        let start = out.len();
         match entered {
             Some(Err(why)) => self.elide(out, why),
             _ if matches!(*plan, Plan::Opaque) => hex(out, data, json),
@@ -912,10 +925,7 @@ impl<'t> Renderer<'t> {
         }
         if json {
             out.push(b'}');
-        } else if out.get(start) == Some(&b'{') {
-            // already a composite literal
-        } else {
-            out.insert(start, b'(');
+        } else if !literal {
             out.push(b')');
         }
     }

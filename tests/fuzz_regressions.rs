@@ -61,3 +61,16 @@ fn core_regressions() {
         harness::run_core(&std::fs::read(&f).unwrap(), exe.as_ref());
     }
 }
+
+#[test]
+fn decode_any_regressions() {
+    let files = inputs("decode_any");
+    if files.is_empty() {
+        return;
+    }
+    let fxs = harness::load_every_layout();
+    for f in files {
+        eprintln!("replaying {}", f.display());
+        harness::run_decode_any(&fxs, &std::fs::read(&f).unwrap());
+    }
+}

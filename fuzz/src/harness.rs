@@ -186,8 +186,14 @@ pub fn run_decode(fx: &Fixture, data: &[u8]) {
         gomap::commands::buckets::buckets(&t, &r, if json { &fx.buckets_json } else { &fx.buckets_text }, &mut out).is_ok()
     };
     if ok && json {
-        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out) {
-            panic!("invalid JSON output ({e}): {}", String::from_utf8_lossy(&out[..out.len().min(2000)]));
+        // Valid JSON whatever its depth: gomap's own nesting is bounded (value::MAX_DEPTH levels, up
+        // to three JSON levels each for nested maps), but deeper than serde_json's default 128.
+        let mut de = serde_json::Deserializer::from_slice(&out);
+        de.disable_recursion_limit();
+        let mut docs = de.into_iter::<serde_json::Value>();
+        match (docs.next(), docs.next()) {
+            (Some(Ok(_)), None) => {}
+            (first, _) => panic!("invalid JSON output ({:?}): {}", first.map(|r| r.err()), String::from_utf8_lossy(&out[..out.len().min(2000)])),
         }
     }
 }
@@ -240,4 +246,29 @@ pub fn run_core(data: &[u8], exe: Option<&Binary>) {
             let _ = c.bytes(addr, len);
         }
     }
+}
+
+/// Every fixture layout at once, for `decode_any`: the `maps` binary of each built tag of the
+/// matrix (sorted by tag: go1.19 classic through go1.27 mapsplitgroup, PIE and cgo included),
+/// then the hostile-values program named by GOMAP_FUZZ_HOSTILE_BIN (self-containing slices, maps
+/// and interfaces, funcs) when set. An input's first byte picks one (modulo how many loaded).
+pub fn load_every_layout() -> Vec<Fixture> {
+    let dir = cache().join("fixtures/current");
+    let mut tags: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("maps"))).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    tags.sort();
+    if let Some(h) = std::env::var_os("GOMAP_FUZZ_HOSTILE_BIN") {
+        tags.push(PathBuf::from(h));
+    }
+    tags.iter().filter_map(|p| Fixture::load(p).ok()).collect()
+}
+
+/// One `decode_any` input: a fixture selector byte, then a decoder input (format above).
+pub fn run_decode_any(fxs: &[Fixture], data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    if fxs.is_empty() {
+        return;
+    }
+    run_decode(&fxs[pick as usize % fxs.len()], rest);
 }

@@ -16,6 +16,9 @@ pub fn check(t: &Target, refs: &[MapRef], a: &CheckArgs, out: &mut dyn Write) ->
     let (mut warnings, mut errors) = (0usize, 0usize);
     for r in refs {
         let (m, h, f) = health(t, r, &th)?;
+        if a.type_name.is_some() {
+            super::type_fits(r, &m, &h)?;
+        }
         bad |= f.iter().any(|x| x.severity >= Severity::Warning);
         warnings += f.iter().filter(|x| x.severity == Severity::Warning).count();
         errors += f.iter().filter(|x| x.severity == Severity::Error).count();

@@ -173,6 +173,37 @@ pub fn nested_entries(r: &Renderer<'_>, id: TypeId, addr: u64, out: &mut Vec<u8>
     Ok(())
 }
 
+/// Under a type the user gave (`--type` on an address), a walk that disagrees with its own header
+/// beyond what a write in flight (or, in a running process, the program's own writes) explains
+/// means the bytes are not a map of that type: refuse, instead of printing garbage as entries.
+pub(crate) fn type_fits(r: &MapRef, m: &MapType, h: &Health) -> Result<()> {
+    let slack = if h.live_target {
+        64.max(h.len / 10)
+    } else if h.writing {
+        16
+    } else {
+        1
+    };
+    let diff = h.live.abs_diff(h.len);
+    if diff <= slack && h.corrupt.is_empty() {
+        return Ok(());
+    }
+    let impossible = match h.corrupt.len() {
+        0 => String::new(),
+        n => format!(", {n}{} impossible structures", if n >= 32 { "+" } else { "" }),
+    };
+    Err(Error::Expr(format!(
+        "{}: does not look like a map of this type ({}: the header says len {}, the walk found {} live slots{impossible}); check --type",
+        r.name, m.name, h.len, h.live
+    )))
+}
+
+/// `type_fits` before anything is printed: one walk that only counts.
+pub(crate) fn check_type_fits(t: &Target, r: &MapRef, m: &MapType) -> Result<()> {
+    let h = decode::walk(t, m, r.addr, &mut decode::NoVisit)?;
+    type_fits(r, m, &h)
+}
+
 pub(crate) fn header_json(t: &Target, r: &MapRef, m: &MapType, len: u64) -> serde_json::Map<String, Value> {
     let mut o = serde_json::Map::new();
     o.insert("name".into(), json!(r.name));

@@ -34,6 +34,9 @@ fn show_to(t: &Target, r: &MapRef, a: &ShowArgs, out: &mut dyn Write) -> Result<
     let m = t.map_type(r.ty)?;
     let len = t.map_len(r.ty, r.addr).map_err(|e| Error::Expr(format!("{}: map header unreadable: {e}", r.name)))?;
     let th = a.th.to_core();
+    if a.type_name.is_some() {
+        super::check_type_fits(t, r, &m)?;
+    }
     if a.json {
         let style = Style::Json;
         let rend = Renderer::new(t, style, a.depth).with_max_string(a.max_string);

@@ -40,17 +40,25 @@ pub struct CoreMemory {
     release_pages: bool,
     /// The segment `find` returned last: a walk reads from one heap segment millions of times.
     last: std::sync::atomic::AtomicUsize,
+    /// Address ranges the core's headers promise but a truncated file lacks (`--partial`).
+    cut: Vec<(u64, u64)>,
 }
 
 impl CoreMemory {
     /// Opens a core. With `exe`, bytes missing from the core are read from the executable, and the
     /// core is checked to belong to it.
     pub fn open(path: &Path, exe: Option<ExeImage>) -> Result<Self> {
+        CoreMemory::open_partial(path, exe, false)
+    }
+
+    /// `open`; with `partial`, a truncated core is read for what it holds, and reads of what was cut
+    /// off fail with an error that says so (instead of refusing the whole core).
+    pub fn open_partial(path: &Path, exe: Option<ExeImage>, partial: bool) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the mapping is read-only and private; a core being rewritten under us would only
         // give wrong bytes, which every decoder already treats as untrusted.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let mut core = CoreMemory::from_mmap(map, path.display().to_string(), exe)?;
+        let mut core = CoreMemory::parse(map, path.display().to_string(), exe, partial)?;
         core.release_pages = true;
         Ok(core)
     }
@@ -63,6 +71,10 @@ impl CoreMemory {
 
     /// Parses a mapped core. Every byte is untrusted: errors, never panics.
     pub fn from_mmap(map: Mmap, pname: String, exe: Option<ExeImage>) -> Result<Self> {
+        CoreMemory::parse(map, pname, exe, false)
+    }
+
+    fn parse(map: Mmap, pname: String, exe: Option<ExeImage>, partial: bool) -> Result<Self> {
         let hdr = elf::FileHeader64::<object::Endianness>::parse(&map[..])
             .map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
         let endian = hdr.endian().map_err(|_| Error::Core(format!("{pname}: not an ELF core file")))?;
@@ -104,50 +116,98 @@ impl CoreMemory {
                 _ => {}
             }
         }
+        let mut cut = Vec::new();
         if need > map.len() as u64 {
-            return Err(Error::Core(format!(
-                "{pname}: core file is truncated ({} of {} bytes): it was cut short while being written (disk full, or ulimit -c too small)",
-                map.len(),
-                need
-            )));
+            if !partial {
+                return Err(Error::Core(format!(
+                    "{pname}: core file is truncated ({} of {} bytes): it was cut short while being written (disk full, or ulimit -c too small); --partial reads what is there",
+                    map.len(),
+                    need
+                )));
+            }
+            let have = map.len() as u64;
+            for s in segs.iter_mut() {
+                let end = s.offset.saturating_add(s.filesz);
+                if end > have {
+                    let kept = have.saturating_sub(s.offset).min(s.filesz);
+                    cut.push((s.vaddr.saturating_add(kept), s.vaddr.saturating_add(s.filesz)));
+                    s.filesz = kept;
+                }
+            }
         }
         if segs.is_empty() {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default() };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut };
         if let Some(exe) = exe {
-            let bias = if exe.pie { entry.map(|e| e.wrapping_sub(exe.entry)).unwrap_or(0) } else { 0 };
+            let bias = core.load_bias(&exe);
             core.check_belongs(&exe, bias)?;
             core.exe = Some((exe, bias));
         }
         Ok(core)
     }
 
-    /// The kernel dumps the first page of every mapped ELF file; it must equal the executable's.
-    fn check_belongs(&self, exe: &ExeImage, bias: u64) -> Result<()> {
-        let who = self.files.first().map(|f| format!(" (the core is of {})", f.path)).unwrap_or_default();
+    /// Where the process had the executable: the start of the NT_FILE mapping at file offset 0 of
+    /// the file that holds the entry point. None without NT_FILE or auxv.
+    fn mapped_base(&self) -> Option<(u64, &str)> {
+        let e = self.entry?;
+        let exe = self.files.iter().find(|f| f.start <= e && e < f.end)?;
+        let base = self.files.iter().filter(|f| f.path == exe.path && f.offset == 0).map(|f| f.start).min()?;
+        Some((base, &exe.path))
+    }
+
+    /// Runtime minus link-time address of the executable (0 unless PIE): from where NT_FILE says
+    /// the file was mapped, else from the entry point.
+    fn load_bias(&self, exe: &ExeImage) -> u64 {
         if !exe.pie {
-            if let Some(e) = self.entry {
-                if e != exe.entry {
-                    return Err(Error::Core(format!(
-                        "{}: core file does not belong to this binary: entry point {e:#x} != {:#x}{who}",
-                        self.path, exe.entry
-                    )));
-                }
+            return 0;
+        }
+        match (self.mapped_base(), exe.header_page()) {
+            (Some((base, _)), Some((vaddr, _))) => base.wrapping_sub(vaddr),
+            _ => self.entry.map(|e| e.wrapping_sub(exe.entry)).unwrap_or(0),
+        }
+    }
+
+    /// The core must be of this very build: the process's entry point must be the binary's (moved
+    /// by the load bias), and the first page of the executable, which the kernel dumps (ELF and
+    /// program headers, and the build-ID notes right after them), must equal the file's.
+    fn check_belongs(&self, exe: &ExeImage, bias: u64) -> Result<()> {
+        let who = match self.mapped_base().map(|(_, p)| p).or_else(|| self.files.first().map(|f| f.path.as_str())) {
+            Some(p) => format!(" (the core is of {p})"),
+            None => String::new(),
+        };
+        let mismatch = |what: String| {
+            Err(Error::Core(format!(
+                "{}: core file does not belong to this binary: {what}{who}; pass the executable the core was dumped from",
+                self.path
+            )))
+        };
+        let page = exe.header_page();
+        let core_page = page.and_then(|(vaddr, p)| self.core_view(vaddr.wrapping_add(bias), p.len()));
+        let ids = |core_page: &[u8]| match (build_ids(core_page), page.map(|(_, p)| build_ids(p))) {
+            (Some(c), Some(Some(b))) if c != b => format!("build ID {c} in the core, {b} in the binary"),
+            _ => "its ELF header page differs".to_string(),
+        };
+        if let Some(e) = self.entry {
+            if e != exe.entry.wrapping_add(bias) {
+                return match core_page {
+                    Some(cp) if page.is_some_and(|(_, p)| p != cp) => mismatch(ids(cp)),
+                    _ => mismatch(format!("entry point {e:#x} != {:#x}", exe.entry.wrapping_add(bias))),
+                };
             }
         }
-        if let Some((vaddr, page)) = exe.header_page() {
-            if let Some(core_page) = self.core_view(vaddr.wrapping_add(bias), page.len()) {
-                if core_page != page {
-                    return Err(Error::Core(format!(
-                        "{}: core file does not belong to this binary: its ELF header page differs{who}",
-                        self.path
-                    )));
-                }
+        if let (Some((_, p)), Some(cp)) = (page, core_page) {
+            if p != cp {
+                return mismatch(ids(cp));
             }
         }
         Ok(())
+    }
+
+    fn is_cut(&self, addr: u64, len: usize) -> bool {
+        let end = addr.saturating_add(len as u64);
+        self.cut.iter().any(|&(a, b)| addr < b && a < end)
     }
 
     fn find(&self, addr: u64) -> Option<&Seg> {
@@ -178,9 +238,34 @@ impl CoreMemory {
     }
 
     fn exe_view(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        // What a truncated core lost is not the executable's initial bytes.
+        if self.is_cut(addr, len) {
+            return None;
+        }
         let (exe, bias) = self.exe.as_ref()?;
         exe.view(addr.wrapping_sub(*bias), len)
     }
+}
+
+/// The build IDs in the first page of an ELF file as mapped: "go:<Go build ID>" and/or
+/// "gnu:<hex>" from the PT_NOTE segments that lie inside the page. None when there is none.
+pub fn build_ids(page: &[u8]) -> Option<String> {
+    let hdr = elf::FileHeader64::<object::Endianness>::parse(page).ok()?;
+    let endian = hdr.endian().ok()?;
+    let mut ids = Vec::new();
+    for ph in hdr.program_headers(endian, page).ok()? {
+        let Ok(Some(mut notes)) = ph.notes(endian, page) else { continue };
+        while let Ok(Some(note)) = notes.next() {
+            match (note.name(), note.n_type(endian).0) {
+                (b"Go", 4) => ids.push(format!("go:{}", String::from_utf8_lossy(note.desc()))),
+                (b"GNU", t) if t == elf::NT_GNU_BUILD_ID.0 => {
+                    ids.push(format!("gnu:{}", note.desc().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+                }
+                _ => {}
+            }
+        }
+    }
+    (!ids.is_empty()).then(|| ids.join(" "))
 }
 
 fn parse_nt_file(desc: &[u8]) -> Vec<FileMapping> {
@@ -228,7 +313,14 @@ impl Memory for CoreMemory {
                     let v = self
                         .core_view(a, chunk)
                         .or_else(|| self.exe_view(a, chunk))
-                        .ok_or_else(|| Error::unreadable(addr, buf.len(), format!("not in {}", self.path)))?;
+                        .ok_or_else(|| {
+                            let why = if self.is_cut(a, chunk) {
+                                format!("cut off: {} is truncated", self.path)
+                            } else {
+                                format!("not in {}", self.path)
+                            };
+                            Error::unreadable(addr, buf.len(), why)
+                        })?;
                     buf[done..done + chunk].copy_from_slice(v);
                     done += chunk;
                 }
@@ -268,6 +360,10 @@ impl Memory for CoreMemory {
     }
     fn backing_file(&self) -> Option<&std::path::Path> {
         Some(std::path::Path::new(&self.path))
+    }
+    /// Bytes the core's headers describe but a truncated file does not hold.
+    fn missing_bytes(&self) -> u64 {
+        self.cut.iter().map(|(a, b)| b.saturating_sub(*a)).sum()
     }
     fn aux_entry(&self) -> Option<u64> {
         self.entry

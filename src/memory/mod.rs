@@ -41,6 +41,10 @@ pub trait Memory: Send + Sync {
     /// A hint that the walk is done with these bytes: a source that maps them may drop their pages,
     /// so that streaming a map's bucket arrays keeps the resident set flat whatever the map's size.
     fn release(&self, _addr: u64, _len: usize) {}
+    /// Bytes the source should hold but does not (a truncated core read with `--partial`).
+    fn missing_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// Typed little-endian reads on top of any source (Go targets we support are little-endian).
@@ -81,7 +85,7 @@ impl<T: Memory + ?Sized> MemoryExt for T {}
 pub fn le_uint(bytes: &[u8], off: usize, size: usize) -> u64 {
     let mut b = [0u8; 8];
     let n = size.min(8);
-    if let Some(src) = bytes.get(off..off + n) {
+    if let Some(src) = off.checked_add(n).and_then(|end| bytes.get(off..end)) {
         b[..n].copy_from_slice(src);
     }
     u64::from_le_bytes(b)
@@ -94,6 +98,8 @@ pub struct CallbackMemory<F: Fn(u64, usize) -> Result<Vec<u8>> + Send + Sync> {
     name: String,
     entry: Option<u64>,
     cache: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<Vec<u8>>>>,
+    /// False when the debugger reads a core (findings then speak of a core, not a running process).
+    live: bool,
 }
 
 const PAGE: u64 = 4096;
@@ -101,7 +107,13 @@ const CACHE_PAGES: usize = 16384; // 64 MiB at most
 
 impl<F: Fn(u64, usize) -> Result<Vec<u8>> + Send + Sync> CallbackMemory<F> {
     pub fn new(name: String, entry: Option<u64>, read_fn: F) -> Self {
-        CallbackMemory { read_fn, name, entry, cache: Default::default() }
+        CallbackMemory { read_fn, name, entry, cache: Default::default(), live: true }
+    }
+
+    /// Whether the memory behind the callback can change (a process) or not (a core).
+    pub fn live(mut self, live: bool) -> Self {
+        self.live = live;
+        self
     }
     fn page(&self, page: u64) -> Result<std::sync::Arc<Vec<u8>>> {
         if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&page).cloned()) {
@@ -162,6 +174,6 @@ impl<F: Fn(u64, usize) -> Result<Vec<u8>> + Send + Sync> Memory for CallbackMemo
         self.entry
     }
     fn is_live(&self) -> bool {
-        true
+        self.live
     }
 }
