@@ -114,8 +114,8 @@ impl Sizer<'_> {
     fn bump(&mut self, part: &'static str, bytes: u64, objects: u64) {
         match self.parts.iter_mut().find(|p| p.name == part) {
             Some(p) => {
-                p.bytes += bytes;
-                p.objects += objects;
+                p.bytes = p.bytes.saturating_add(bytes);
+                p.objects = p.objects.saturating_add(objects);
             }
             None => self.parts.push(Part { name: part, bytes, objects }),
         }
@@ -184,14 +184,14 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
             let bs = c.bucket_size;
             let bptrs = named_has_pointers(d, &c.bucket_type);
             s.add("header", h.address, c.header_size, true);
-            let array_bytes = |b: u64| bucket_count(b) * bs;
+            let array_bytes = |b: u64| bucket_count(b).saturating_mul(bs);
             let cur = s.add("buckets", cs.buckets_addr, array_bytes(cs.b), bptrs);
             let mut old = (0, 0);
             if cs.oldbuckets != 0 {
                 let ob = if cs.same_size_grow { cs.b } else { cs.b.saturating_sub(1) };
                 let before = part_bytes(&s, "old_buckets");
                 old = s.add("old_buckets", cs.oldbuckets, array_bytes(ob), bptrs);
-                out.old_bytes += part_bytes(&s, "old_buckets") - before;
+                out.old_bytes = out.old_bytes.saturating_add(part_bytes(&s, "old_buckets") - before);
             }
             for o in &cs.overflow_list {
                 let region = if o.old { old } else { cur };
@@ -204,13 +204,13 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
                 s.add(part, o.addr, bs, bptrs);
                 let got = part_bytes(&s, part) - before;
                 if o.old {
-                    out.old_bytes += got;
+                    out.old_bytes = out.old_bytes.saturating_add(got);
                 } else if o.live {
                     out.overflow_separate += 1;
-                    out.overflow_bytes += got;
+                    out.overflow_bytes = out.overflow_bytes.saturating_add(got);
                 } else {
                     out.stale_separate += 1;
-                    out.stale_bytes += got;
+                    out.stale_bytes = out.stale_bytes.saturating_add(got);
                 }
             }
             extra(t, m, h.address, &mut s);
@@ -222,10 +222,10 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
             if ss.small {
                 s.add("groups", ss.dir_ptr, l.group_size, gptrs);
             } else {
-                s.add("directory", ss.dir_ptr, ss.dir_len * 8, true);
+                s.add("directory", ss.dir_ptr, ss.dir_len.saturating_mul(8), true);
                 for &(tp, data, ngroups) in &ss.table_list {
                     s.add("tables", tp, l.table_size, true);
-                    s.add("groups", data, ngroups * l.group_size, gptrs);
+                    s.add("groups", data, ngroups.saturating_mul(l.group_size), gptrs);
                 }
             }
         }
@@ -237,7 +237,7 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
     if ei {
         s.indirect("indirect_values", h.live, &h.indirect_elems, m.elem_size, elem_ptrs);
     }
-    out.total = s.parts.iter().map(|p| p.bytes).sum();
+    out.total = s.parts.iter().fold(0u64, |a, p| a.saturating_add(p.bytes));
     out.exact = s.exact;
     out.parts = s.parts;
     out.heap_in_use = in_use;
@@ -302,7 +302,7 @@ pub fn rebuild_bytes(t: &Target, m: &MapType, len: u64) -> Option<u64> {
     let d = &t.bin.dwarf;
     let (ki, ei) = indirect_flags(m);
     let indirect = len.saturating_mul(
-        if ki { r.alloc_size(m.key_size, has_pointers(d, m.key)) } else { 0 } + if ei { r.alloc_size(m.elem_size, has_pointers(d, m.elem)) } else { 0 },
+        (if ki { r.alloc_size(m.key_size, has_pointers(d, m.key)) } else { 0 }).saturating_add(if ei { r.alloc_size(m.elem_size, has_pointers(d, m.elem)) } else { 0 }),
     );
     let body = match &m.imp {
         Impl::Classic(c) => {
@@ -313,17 +313,17 @@ pub fn rebuild_bytes(t: &Target, m: &MapType, len: u64) -> Option<u64> {
             let num = d.constant(&["runtime.loadFactorNum"]).filter(|&n| n > 0).unwrap_or(13) as u64;
             let den = d.constant(&["runtime.loadFactorDen"]).filter(|&n| n > 0).unwrap_or(2) as u64;
             let mut b = 0u64;
-            while b < 62 && len > 8 && len > num * ((1u64 << b) / den) {
+            while b < 62 && len > 8 && len > num.saturating_mul((1u64 << b) / den) {
                 b += 1;
             }
             if len == 0 {
                 hdr
             } else if b == 0 {
                 // B = 0: no array at make time; the first insert allocates one bucket.
-                hdr + r.alloc_size(c.bucket_size, bptrs)
+                hdr.saturating_add(r.alloc_size(c.bucket_size, bptrs))
             } else {
                 let ext = if b >= 4 { r.alloc_size(d.named("runtime.mapextra").and_then(|x| d.size_of(x)).unwrap_or(24), true) } else { 0 };
-                hdr + r.alloc_size(bucket_count(b) * c.bucket_size, bptrs) + ext
+                hdr.saturating_add(r.alloc_size(bucket_count(b).saturating_mul(c.bucket_size), bptrs)).saturating_add(ext)
             }
         }
         Impl::Swiss(l) => {
@@ -336,7 +336,7 @@ pub fn rebuild_bytes(t: &Target, m: &MapType, len: u64) -> Option<u64> {
                 hdr
             } else if len <= slots {
                 // NewMap allocates nothing for hint <= 8; the first insert allocates the small group.
-                hdr + r.alloc_size(l.group_size, gptrs)
+                hdr.saturating_add(r.alloc_size(l.group_size, gptrs))
             } else {
                 // NewMap: targetCapacity = hint*8/maxAvgGroupLoad, split over a power-of-two directory
                 // of tables of at most maxTableCapacity slots, each rounded up to a power of two.
@@ -344,10 +344,10 @@ pub fn rebuild_bytes(t: &Target, m: &MapType, len: u64) -> Option<u64> {
                 let dir = target.div_ceil(max_table).max(1).checked_next_power_of_two()?;
                 let per = (target / dir).max(slots).checked_next_power_of_two()?;
                 let groups = per / slots;
-                hdr + r.alloc_size(dir * 8, true)
-                    + dir * (r.alloc_size(l.table_size, true) + r.alloc_size(groups * l.group_size, gptrs))
+                let per_table = r.alloc_size(l.table_size, true).saturating_add(r.alloc_size(groups.saturating_mul(l.group_size), gptrs));
+                hdr.saturating_add(r.alloc_size(dir.saturating_mul(8), true)).saturating_add(dir.saturating_mul(per_table))
             }
         }
     };
-    Some(body + indirect)
+    Some(body.saturating_add(indirect))
 }

@@ -55,16 +55,16 @@ impl ArenaLayout {
         if i1 >= self.l1 || i2 >= self.l2 {
             return Ok(0);
         }
-        let l2 = mem.u64_at(h.mheap.wrapping_add(self.arenas + 8 * i1))?;
+        let l2 = mem.u64_at(h.mheap.wrapping_add(self.arenas.wrapping_add(i1.wrapping_mul(8))))?;
         if l2 == 0 {
             return Ok(0);
         }
-        let arena = mem.u64_at(l2.wrapping_add(8 * i2))?;
+        let arena = mem.u64_at(l2.wrapping_add(i2.wrapping_mul(8)))?;
         if arena == 0 {
             return Ok(0);
         }
         let page = (addr / h.page_size) % self.pages;
-        mem.u64_at(arena.wrapping_add(self.spans + 8 * page))
+        mem.u64_at(arena.wrapping_add(self.spans.wrapping_add(page.wrapping_mul(8))))
     }
 }
 
