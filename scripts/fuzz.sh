@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh --smoke              every target for a few seconds (part of scripts/test.sh)
 #   scripts/fuzz.sh --seconds 600        the long run: each target for 10 minutes, one at a time
 #   scripts/fuzz.sh --seconds 60 core    chosen targets only (binary, core, decode_classic, decode_swiss,
-#                                        decode_any: every tag's layout and fixtures/hostile)
+#                                        decode_any: every tag's layout and fixtures/hostile;
+#                                        heap: the heap index on hostile span tables)
 #
 # Seeds come from the real fixtures (scripts/fixtures.sh; tags go1.23 and go1.26) and are written,
 # with the growing corpora, crash artifacts and logs, under ${GOMAP_CACHE:-~/.cache/gomap}/fuzz.
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         *) TARGETS+=("$1"); shift ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(binary core decode_classic decode_swiss decode_any)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(binary core decode_classic decode_swiss decode_any heap)
 FIX="$GOMAP_CACHE/fixtures/current"
 for tag in go1.23 go1.26; do
     if [ ! -f "$FIX/$tag/core" ]; then
@@ -135,6 +136,22 @@ if [ ! -f "$FUZZ/seeds/decode_any/.done" ]; then
         i=$((i + 1))
     done
     touch "$FUZZ/seeds/decode_any/.done"
+fi
+
+# heap: a well-formed span table in heap::fuzz's layout (mheap_ at BASE: allspans pointer, length,
+# pagesInUse; then the pointer array; then 40-byte mspans), so mutations start from a valid index.
+if [ ! -f "$FUZZ/seeds/heap/valid" ]; then
+    mkdir -p "$FUZZ/seeds/heap"
+    python3 - "$FUZZ/seeds/heap/valid" <<'PY'
+import struct, sys
+BASE, n = 0x10000, 4
+arr, spans = BASE + 64, BASE + 64 + 8 * n
+out = bytearray(struct.pack("<QQQ", arr, n, 7).ljust(64, b"\0"))
+out += b"".join(struct.pack("<Q", spans + 40 * i) for i in range(n))
+for i, (npages, nelems, elemsize, cls, state) in enumerate([(1, 512, 16, 4, 1), (1, 85, 96, 20, 1), (4, 1, 32768, 0, 1), (1, 0, 0, 0, 0)]):
+    out += struct.pack("<QQHxxxxxxQBB", 0x100000 + i * 0x10000, npages, nelems, elemsize, cls, state).ljust(40, b"\0")
+open(sys.argv[1], "wb").write(out)
+PY
 fi
 
 status=0

@@ -74,3 +74,11 @@ fn decode_any_regressions() {
         harness::run_decode_any(&fxs, &std::fs::read(&f).unwrap());
     }
 }
+
+#[test]
+fn heap_regressions() {
+    for f in inputs("heap") {
+        eprintln!("replaying {}", f.display());
+        gomap::heap::fuzz::one(&std::fs::read(&f).unwrap());
+    }
+}
