@@ -94,6 +94,13 @@ fn run(cli: &Cli, frontends: Option<&Path>) -> crate::Result<i32> {
                 }
                 _ => crate::open_target_partial(cli.binary.as_deref(), core, cli.pid, cli.partial)?,
             };
+            if t.mem.missing_bytes() > 0 {
+                eprintln!(
+                    "gomap: warning: {} is truncated: {} bytes of memory are missing; values there show as \"cut off\"",
+                    t.mem.describe(),
+                    t.mem.missing_bytes()
+                );
+            }
             crate::inspect::run(&t, cmd, None, &mut out)?
         }
     };
