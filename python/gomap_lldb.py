@@ -294,7 +294,9 @@ or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
 `target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N, or nil);
 add -P 1 (or more) to see their entries as children: typed values, so structs expand into fields,
 pointers are pointers and nested maps expand in turn.
-Tab completion: subcommands (LLDB 16 lets Python commands complete nothing else)."""
+Tab completion: subcommands; with LLDB 18+ also option names and the values of options with a
+fixed set (--sort, --roots) or a file (--output). Map names do not complete (LLDB 19 gives Python
+commands no argument completion of their own)."""
 
 _SUBCOMMANDS = ("show", "buckets", "check", "maps", "holders", "layout")
 
@@ -322,6 +324,100 @@ class GomapSubcommand:
         _run_command(self.sub, command, exe_ctx, result, debugger)
 
 
+def _short_letters(specs):
+    """A unique one-letter short option per option (LLDB requires one): clap's own short if it has
+    one, else the first free letter of the long name, else any free letter."""
+    used = {"h"} | {sp[2] for sp in specs if sp[2]}
+    out = {}
+    for kind, name, short, *_rest in specs:
+        if kind == "positional":
+            continue
+        if not short:
+            pool = [c for c in name if c.isalpha()] + [c.upper() for c in name if c.isalpha()] + list("abcdefgijklmnopqrstuvwxyzABCDEFGIJKLMNOPQRSTUVWXYZ")
+            short = next((c for c in pool if c not in used), "")
+            used.add(short)
+        out[name] = short
+    return out
+
+
+class GomapParsedSubcommand(GomapSubcommand):
+    """`gomap SUB ...` as an LLDB parsed command (LLDB 18+, `command script add -p`): LLDB knows
+    the options from the Rust core's grammar, so Tab completes option names, the values of
+    options with a fixed set of values (--sort, --roots) and file names (--output, --picture);
+    `help gomap SUB` lists them. The parsed options are handed back to the same grammar."""
+
+    def __init__(self, debugger, internal_dict):
+        specs = (_native.options(self.sub) if _native is not None else None) or []
+        shorts = _short_letters(specs)
+        self._defs, self._kinds, self._values, self._positional = {}, {}, [], []
+        for kind, name, _short, value_name, help_, possible, required, multiple in specs:
+            if kind == "positional":
+                self._positional.append((value_name or name, required, multiple))
+                continue
+            # A flag has no value_type (LLDB 19 gives every option with one an argument).
+            d = {"short_option": shorts[name], "required": False, "help": help_ or name}
+            if kind == "option":
+                d["completion_type"] = lldb.eNoCompletion
+                if possible:
+                    d["value_type"] = lldb.eArgTypeValue
+                    d["enum_values"] = [[v, v] for v in possible]
+                elif value_name.upper() in ("FILE", "OUT.SVG") or value_name.lower().endswith(".svg"):
+                    d["value_type"], d["completion_type"] = lldb.eArgTypeFilename, lldb.eDiskFileCompletion
+                else:
+                    d["value_type"] = lldb.eArgTypeValue
+            self._defs[name] = d
+            self._kinds[name] = kind
+        self._defs["help"] = {"short_option": "h", "required": False, "help": "Print help"}
+        self._kinds["help"] = "flag"
+
+    def get_long_help(self):
+        # LLDB lists the options itself (with the one-letter forms it requires): the rest of the
+        # Rust core's help, up to its own option list.
+        return self._help().split("\nOptions:")[0].rstrip() + "\n"
+
+    def get_options_definition(self):
+        return self._defs
+
+    def get_args_definition(self):
+        if not self._positional:
+            return []
+        _name, required, multiple = self._positional[0]
+        repeat = ("plus" if required else "star") if multiple else ("plain" if required else "optional")
+        return [[{"arg_type": lldb.eArgTypeExpressionPath, "repeat": repeat}]]
+
+    def get_flags(self):
+        return 0
+
+    def option_parsing_started(self):
+        self._values = []
+
+    def set_option_value(self, exe_ctx, opt_name, opt_value):
+        kind = self._kinds.get(opt_name)
+        if kind is None:
+            return False
+        if kind == "flag":
+            self._values.append("--" + opt_name)
+            return True
+        value = opt_value
+        enum = [v for v, _ in self._defs[opt_name].get("enum_values", [])]
+        if enum:  # LLDB takes a unique prefix of an enum value; the Rust grammar wants it whole
+            found = [v for v in enum if v.startswith(value or "")]
+            value = found[0] if len(found) == 1 else value
+        self._values += ["--" + opt_name, value if value is not None else ""]
+        return True
+
+    def __call__(self, debugger, args, exe_ctx, result):
+        words = []
+        if args is not None and hasattr(args, "GetSize"):
+            for i in range(args.GetSize()):
+                words.append(args.GetItemAtIndex(i).GetStringValue(1 << 16))
+        elif args:
+            words = list(args)
+        argv = list(self._values) + (["--"] + words if words else [])
+        self._values = []
+        _run_command(self.sub, " ".join(argv), exe_ctx, result, debugger, argv=argv)
+
+
 class GomapHelp:
     def __init__(self, debugger, internal_dict):
         pass
@@ -336,17 +432,19 @@ class GomapHelp:
         result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
 
 
-def _run_command(sub, command, exe_ctx, result, debugger):
+def _run_command(sub, command, exe_ctx, result, debugger, argv=None):
+    """Runs `gomap SUB`: `command` is the raw line (classic commands), or `argv` the arguments
+    LLDB already parsed (parsed commands, LLDB 18+)."""
     BACKEND.exe_ctx = exe_ctx
     try:
-        words = command.split()
+        words = command.split() if argv is None else argv
         needs_memory = "--help" not in words and "-h" not in words
         if needs_memory and exe_ctx.target.IsValid() and not exe_ctx.process.IsValid():
             raise common.UserError("no process: launch the program, attach to it (lldb -p PID) or load a core (lldb BIN -c CORE) first")
         if sub == "watch":
             _watch(debugger, command, exe_ctx, result)
             return
-        status, out = LAYER.run([sub] + _split(command))
+        status, out = LAYER.run([sub] + (_split(command) if argv is None else argv))
         if out:
             result.AppendMessage(out.rstrip("\n"))
         result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
@@ -1020,6 +1118,13 @@ def _quote(text):
     return "'%s'" % text.replace("'", '"').replace("`", '"')
 
 
+def _interrupt_probe(debugger_id):
+    def probe():
+        d = lldb.SBDebugger.FindDebuggerWithID(debugger_id)
+        return d.IsValid() and (d.InterruptRequested() or d.GetCommandInterpreter().WasInterrupted())
+    return probe
+
+
 def __lldb_init_module(debugger, internal_dict):
     mod = __name__
     ci = debugger.GetCommandInterpreter()
@@ -1036,8 +1141,14 @@ def __lldb_init_module(debugger, internal_dict):
         _quote('gomap SUBCOMMAND [OPTIONS] ARGS, where EXPR is a package-level variable (main.cache), a local '
                'or a field of one (box.index), or 0xADDR --type "map[K]V". "gomap help" says more; '
                '"help gomap SUBCOMMAND" lists the options of one.')))
+    parsed = _native is not None and hasattr(_native, "options")
     for sub in _SUBCOMMANDS + ("watch",):
         cls = "Gomap_" + sub
+        if parsed and sub != "watch":
+            # LLDB 18+: a parsed command, so that LLDB completes its options (LLDB 16 refuses -p).
+            globals()[cls] = type(cls, (GomapParsedSubcommand,), {"sub": sub})
+            if run("command script add -p -o -c %s.%s gomap %s" % (mod, cls, sub)).Succeeded():
+                continue
         globals()[cls] = type(cls, (GomapSubcommand,), {"sub": sub})
         run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
     run("command script add -o -c %s.GomapHelp gomap help" % mod)
@@ -1047,6 +1158,9 @@ def __lldb_init_module(debugger, internal_dict):
     run("type summary add -w %s -x '%s' -F %s.value_summary" % (CATEGORY, RENDERED_TYPE_REGEX, mod))
     run("type category enable %s" % CATEGORY)
     _prepare_target(debugger)
+    if _native is not None and hasattr(_native, "set_interrupt_probe") and hasattr(debugger, "InterruptRequested"):
+        # LLDB 17+ turns Ctrl-C during a command into an interrupt request, not a Python signal.
+        _native.set_interrupt_probe(_interrupt_probe(debugger.GetID()))
     if _native is not None:
         print("gomap: loaded %s (gomap %s)" % (_native.path, getattr(_native, "__version__", "?")))
     else:

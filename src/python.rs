@@ -51,13 +51,37 @@ fn quiet_panics() {
     }));
 }
 
-/// Ctrl-C in the debugger sets Python's signal flag; the walk polls it through this hook.
+/// Ctrl-C in the debugger sets Python's signal flag (gdb, LLDB 16) or the debugger's own
+/// interrupt request (LLDB 17+, asked through the probe a front end set with
+/// `set_interrupt_probe`); the walk polls both through this hook.
 fn poll_python_signals() -> bool {
     static TICK: AtomicU32 = AtomicU32::new(0);
     if TICK.fetch_add(1, Ordering::Relaxed) % 8 != 0 {
         return false;
     }
-    Python::attach(|py| py.check_signals().is_err())
+    Python::attach(|py| {
+        if py.check_signals().is_err() {
+            return true;
+        }
+        let probe = INTERRUPT_PROBE.lock().ok().and_then(|p| p.as_ref().map(|f| f.clone_ref(py)));
+        match probe {
+            Some(f) => f.call0(py).and_then(|v| v.is_truthy(py)).unwrap_or(false),
+            None => false,
+        }
+    })
+}
+
+/// A Python callable returning true when the user asked to interrupt (see `poll_python_signals`).
+static INTERRUPT_PROBE: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
+
+/// set_interrupt_probe(callable or None): what long walks also poll for Ctrl-C, for debuggers
+/// that do not turn Ctrl-C into a Python signal (LLDB 17+: `SBDebugger.InterruptRequested`).
+#[pyfunction]
+#[pyo3(signature = (probe=None))]
+fn set_interrupt_probe(probe: Option<Py<PyAny>>) {
+    if let Ok(mut p) = INTERRUPT_PROBE.lock() {
+        *p = probe;
+    }
 }
 
 #[pyclass(frozen)]
@@ -548,6 +572,38 @@ fn subcommands() -> Vec<String> {
     DebuggerCli::command().get_subcommands().map(|c| c.get_name().to_string()).collect()
 }
 
+/// One argument of a subcommand's grammar: (kind "option" | "flag" | "positional", long name (or
+/// the positional's name), short letter or "", value name, help, possible values, required,
+/// repeatable).
+type ArgSpec = (String, String, String, String, String, Vec<String>, bool, bool);
+
+/// options(sub) -> [ArgSpec], or None for an unknown subcommand: the clap grammar of one
+/// subcommand, for debuggers that parse and complete options themselves (LLDB 18+ parsed
+/// commands). `--help` is left out (the front end adds its own).
+#[pyfunction]
+fn options(sub: &str) -> Option<Vec<ArgSpec>> {
+    use clap::CommandFactory;
+    let cmd = DebuggerCli::command();
+    let sc = cmd.get_subcommands().find(|c| c.get_name() == sub)?;
+    let mut out = Vec::new();
+    for a in sc.get_arguments() {
+        let id = a.get_id().as_str();
+        if id == "help" || a.is_hide_set() {
+            continue;
+        }
+        let takes = a.get_action().takes_values();
+        let kind = if a.is_positional() { "positional" } else if takes { "option" } else { "flag" };
+        let name = a.get_long().map(str::to_string).unwrap_or_else(|| id.to_string());
+        let short = a.get_short().map(|c| c.to_string()).unwrap_or_default();
+        let value = a.get_value_names().and_then(|v| v.first()).map(|v| v.to_string()).unwrap_or_default();
+        let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let possible = a.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect();
+        let multiple = matches!(a.get_action(), clap::ArgAction::Append) || a.get_num_args().is_some_and(|n| n.max_values() > 1);
+        out.push((kind.to_string(), name, short, value, help, possible, a.is_required_set(), multiple));
+    }
+    Some(out)
+}
+
 /// Checks that a core file opens (for the debugger fast path), without keeping it.
 #[pyfunction]
 fn probe_core(core: &str) -> bool {
@@ -586,6 +642,8 @@ fn _gomap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(probe_pid, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_probe, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(set_interrupt_probe, m)?)?;
+    m.add_function(wrap_pyfunction!(options, m)?)?;
     m.add("__version__", env!("GOMAP_VERSION"))?;
     Ok(())
 }
