@@ -307,7 +307,7 @@ def floor_time(floor_exe, core, ranges, runs):
         os.unlink(path)
 
 
-LLDB = next((p for p in ("/usr/bin/lldb-16", "/usr/bin/lldb") if os.access(p, os.X_OK)), None)
+LLDB = next((p for p in (os.environ.get("GOMAP_LLDB") or "", "/usr/bin/lldb-19", "/usr/bin/lldb-16", "/usr/bin/lldb") if p and os.access(p, os.X_OK)), None)
 
 
 def gdb_run(binary, core, pre, commands, repeat, count, cap, lldb=False):

