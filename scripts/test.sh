@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOMAP_CACHE="${GOMAP_CACHE:-$HOME/.cache/gomap}"
+# One LLDB for every suite: GOMAP_LLDB if set, else lldb-19 (scripts/toolchains.sh), else lldb-16.
+GOMAP_LLDB="${GOMAP_LLDB:-$(command -v lldb-19 || command -v lldb-16 || true)}"
+export GOMAP_LLDB
 scripts/setup.sh --no-demo
 printf '\n== cargo test\n' >&2
 cargo test --release --quiet 2>&1 | grep -v '^\s*Compiling' || exit 1
