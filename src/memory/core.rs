@@ -11,6 +11,19 @@ use std::path::Path;
 
 const NT_FILE: u32 = 0x4649_4c45;
 const AT_ENTRY: u64 = 9;
+/// A cap on the threads read from a core's notes.
+const MAX_THREADS: usize = 1 << 16;
+
+/// x86-64 `struct elf_prstatus` (the kernel's ABI, linux/elfcore.h): `pr_pid` at 32, and from 112
+/// `pr_reg`, a `struct user_regs_struct` (asm/user_64.h): r15 r14 r13 r12 rbp rbx r11 r10 r9 r8
+/// rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs.
+fn parse_prstatus(d: &[u8]) -> Option<super::ThreadRegs> {
+    const PID: usize = 32;
+    const REGS: usize = 112;
+    let reg = |i: usize| -> Option<u64> { Some(u64::from_le_bytes(d.get(REGS + i * 8..REGS + i * 8 + 8)?.try_into().ok()?)) };
+    let pid = u32::from_le_bytes(d.get(PID..PID + 4)?.try_into().ok()?);
+    Some(super::ThreadRegs { lwp: pid as u64, bp: reg(4)?, pc: reg(16)?, sp: reg(19)? })
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Seg {
@@ -42,6 +55,8 @@ pub struct CoreMemory {
     last: std::sync::atomic::AtomicUsize,
     /// Address ranges the core's headers promise but a truncated file lacks (`--partial`).
     cut: Vec<(u64, u64)>,
+    /// Every thread's registers, from the NT_PRSTATUS notes (x86-64 cores only).
+    threads: Vec<super::ThreadRegs>,
 }
 
 impl CoreMemory {
@@ -87,6 +102,8 @@ impl CoreMemory {
         let mut segs = Vec::new();
         let mut files = Vec::new();
         let mut entry = None;
+        let mut threads = Vec::new();
+        let x86_64 = hdr.e_machine(endian) == elf::EM_X86_64;
         let mut need = 0u64;
         for ph in phdrs {
             match ph.p_type(endian) {
@@ -109,6 +126,9 @@ impl CoreMemory {
                         match note.n_type(endian).0 {
                             NT_FILE => files = parse_nt_file(note.desc()),
                             x if x == elf::NT_AUXV.0 => entry = parse_auxv(note.desc(), AT_ENTRY),
+                            x if x == elf::NT_PRSTATUS.0 && x86_64 && threads.len() < MAX_THREADS => {
+                                threads.extend(parse_prstatus(note.desc()))
+                            }
                             _ => {}
                         }
                     }
@@ -139,7 +159,7 @@ impl CoreMemory {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut, threads };
         if let Some(exe) = exe {
             let bias = core.load_bias(&exe);
             core.check_belongs(&exe, bias)?;
@@ -367,5 +387,8 @@ impl Memory for CoreMemory {
     }
     fn aux_entry(&self) -> Option<u64> {
         self.entry
+    }
+    fn threads(&self) -> &[super::ThreadRegs] {
+        &self.threads
     }
 }

@@ -1,0 +1,143 @@
+"""Census roots beyond globals and parked goroutines, against fixtures/census_roots: a goroutine that is
+running (spinning on a CPU) when the core is taken, holding a map only in its locals; a map reachable only
+from the fields of an object with a finalizer; a map captured only by a finalizer's closure; (Go 1.24+) a map
+captured only by a cleanup's closure. The program writes the truth (header address, len, type, intended root
+and path); built optimized on every toolchain of the matrix, compared from the kernel core and, for what a
+live process shows without being stopped, from the live process."""
+
+import functools
+import json
+import os
+import re
+
+import pytest
+
+import fixturelib as F
+
+# The core is taken with the world not frozen: GOTRACEBACK=crash otherwise preempts every running
+# goroutine before the dump (runtime.freezetheworld), and none would be running in the core.
+# GODEBUG=dontfreezetheworld exists from Go 1.21; Go 1.19 ignores it (its spinner is parked by then).
+RUN_ENV = {"GODEBUG": "dontfreezetheworld=1"}
+
+
+def _tags():
+    try:
+        return F.all_tags()
+    except F.FixturesMissing:
+        return []
+
+
+TAGS = _tags()
+
+
+def go_minor(row):
+    m = re.match(r"go1\.(\d+)", row.get("go_version") or row["tag"])
+    return int(m.group(1)) if m else 0
+
+
+def map_ids(row):
+    ids = ["running", "finalized_object", "finalizer_closure"]
+    if go_minor(row) >= 24:
+        ids.append("cleanup_closure")  # runtime.AddCleanup is Go 1.24+
+    return ids
+
+
+def known_gap(map_id, row, live):
+    """Why the census cannot find this map on this toolchain (core or live), or None when it must."""
+    if map_id == "finalizer_closure" and go_minor(row) < 23:
+        return "Go before 1.23 does not describe a closure's captured variables in DWARF (DW_AT_go_closure_offset)"
+    if map_id == "running" and live:
+        return ("a running goroutine's registers are in its thread, which gomap does not stop or ptrace in a live "
+                "process (/proc has no registers of a running thread), so its stack is not walked")
+    return None
+
+
+def gomap_ok(*args):
+    code, out, err = F.gomap(*args)
+    assert code == 0, "gomap %s failed: %s" % (" ".join(map(str, args)), err)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def core_run(tag):
+    """The fixture's core on `tag`, its census (JSON) and the text output (for its notes)."""
+    c = F.program_core("census_roots", tag, run_env=RUN_ENV)
+    target = ("--binary", c["binary"], "--core", c["core"])
+    return c, target, json.loads(gomap_ok("maps", *target, "--json")), gomap_ok("maps", *target)
+
+
+@functools.lru_cache(maxsize=None)
+def live_run(tag):
+    prog = F.program("census_roots", tag)
+    with F.LiveProgram(prog["binary"]) as live:
+        pid, truth = live[0], live[1]
+        rows = json.loads(gomap_ok("maps", "--pid", pid, "--json"))
+        text = gomap_ok("maps", "--pid", pid)
+    return truth, rows, text
+
+
+def check_map(rows, tm, what):
+    got = [r for r in rows if r["address"] == tm["address"]]
+    assert got, "%s: no map at %s in the census (%s)" % (what, tm["address"], tm["name"])
+    assert len(got) == 1, "%s listed twice" % what
+    got = got[0]
+    assert (got["len"], got["type"]) == (tm["len"], tm["type"]), what
+    root = got["root"]
+    assert root["kind"] == tm["kind"], (what, root)
+    assert root["variable"] == tm["variable"], (what, root)
+    assert root["function"] == tm["function"], (what, root)
+    assert root["goroutine"] == tm.get("goroutine"), (what, root)
+    name = tm["name"]
+    if got["name"] != name and tm["variable"].startswith("cleanup("):
+        # Go 1.24 and 1.25 wrap the cleanup in a closure of their own (runtime.AddCleanup's func1) that
+        # captured it as `cleanup`: the path goes through that capture.
+        name = name.replace(").", ").cleanup.", 1)
+    assert got["name"] == name, what
+
+
+def params(live):
+    out = []
+    for tag in TAGS:
+        row = F.fixture(tag)
+        for mid in map_ids(row):
+            gap = known_gap(mid, row, live)
+            marks = [pytest.mark.xfail(reason=gap, strict=True)] if gap else []
+            out.append(pytest.param(tag, mid, marks=marks, id="%s-%s" % (tag, mid)))
+    return out
+
+
+@pytest.mark.parametrize("tag,map_id", params(live=False))
+def test_core_root(tag, map_id):
+    c, _, rows, _ = core_run(tag)
+    check_map(rows, c["truth_doc"]["maps"][map_id], "%s %s (core)" % (tag, map_id))
+
+
+@pytest.mark.parametrize("tag,map_id", params(live=True))
+def test_live_root(tag, map_id):
+    truth, rows, _ = live_run(tag)
+    check_map(rows, truth["maps"][map_id], "%s %s (live)" % (tag, map_id))
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_running_goroutine_from_registers(tag):
+    """The spinner really was running when the core was taken (the runtime's own crash traceback says
+    so, from Go 1.21 where the world is not frozen first), its stack was walked (no note names it), and
+    in a live process the note says plainly why a running goroutine is not walked."""
+    c, _, rows, text = core_run(tag)
+    tm = c["truth_doc"]["maps"]["running"]
+    goid = tm["goroutine"]
+    log = open(os.path.join(os.path.dirname(c["core"]), "run.log")).read()
+    if go_minor(c["row"]) >= 21:
+        assert re.search(r"^goroutine %d [^\n]*\[running\]:" % goid, log, re.M), log[-3000:]
+    assert not re.search(r"note: goroutine %d \(" % goid, text), text[-2000:]
+    assert any(r["root"]["goroutine"] == goid for r in rows)
+    _, _, live_text = live_run(tag)
+    m = re.search(r"note: goroutine %d \(running\): (.*)" % goid, live_text)
+    assert m and "without stopping it" in m.group(1), live_text[-2000:]
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_cleanup_only_where_it_exists(tag):
+    """The fixture holds a cleanup's map exactly on the toolchains that have runtime.AddCleanup."""
+    c, _, _, _ = core_run(tag)
+    assert ("cleanup_closure" in c["truth_doc"]["maps"]) == (go_minor(c["row"]) >= 24)
