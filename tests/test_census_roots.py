@@ -9,10 +9,14 @@ import functools
 import json
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
 import fixturelib as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The core is taken with the world not frozen: GOTRACEBACK=crash otherwise preempts every running
 # goroutine before the dump (runtime.freezetheworld), and none would be running in the core.
@@ -121,18 +125,17 @@ def test_live_root(tag, map_id):
 @pytest.mark.parametrize("tag", TAGS)
 def test_running_goroutine_from_registers(tag):
     """The spinner really was running when the core was taken (the runtime's own crash traceback says
-    so, from Go 1.21 where the world is not frozen first), its stack was walked (no note names it), and
+    so), its stack was walked (no note names it), and
     in a live process the note says plainly why a running goroutine is not walked."""
     c, _, rows, text = core_run(tag)
     tm = c["truth_doc"]["maps"]["running"]
     goid = tm["goroutine"]
     log = open(os.path.join(os.path.dirname(c["core"]), "run.log")).read()
-    if go_minor(c["row"]) >= 21:
-        assert re.search(r"^goroutine %d [^\n]*\[running\]:" % goid, log, re.M), log[-3000:]
+    assert re.search(r"^goroutine %d [^\n]*\[running\]:" % goid, log, re.M), log[-3000:]
     assert not re.search(r"note: goroutine %d \(" % goid, text), text[-2000:]
     assert any(r["root"]["goroutine"] == goid for r in rows)
-    _, _, live_text = live_run(tag)
-    m = re.search(r"note: goroutine %d \(running\): (.*)" % goid, live_text)
+    truth, _, live_text = live_run(tag)
+    m = re.search(r"note: goroutine %d \(running\): (.*)" % truth["maps"]["running"]["goroutine"], live_text)
     assert m and "without stopping it" in m.group(1), live_text[-2000:]
 
 
@@ -141,3 +144,36 @@ def test_cleanup_only_where_it_exists(tag):
     """The fixture holds a cleanup's map exactly on the toolchains that have runtime.AddCleanup."""
     c, _, _, _ = core_run(tag)
     assert ("cleanup_closure" in c["truth_doc"]["maps"]) == (go_minor(c["row"]) >= 24)
+
+
+GDB = os.environ.get("GOMAP_GDB") or shutil.which("gdb")
+# One classic and one swiss toolchain (PIE for the swiss one), as tests/test_census.py does.
+DEBUGGER_TAGS = [t for t in ("go1.22", "go1.26-pie") if t in TAGS] or TAGS[:2]
+
+
+@pytest.mark.parametrize("tag", DEBUGGER_TAGS)
+def test_gdb_attached_live_walks_running_goroutine(tag):
+    """`gdb -p PID` stops every thread and knows its registers: the gdb front end hands them to the census,
+    so the running goroutine's map is found live too, named as from the core; with gdb reading memory
+    itself (`set gomap-direct off`) as well."""
+    if GDB is None:
+        pytest.fail("gdb is not installed", pytrace=False)
+    prog = F.program("census_roots", tag)
+    with F.LiveProgram(prog["binary"]) as live:
+        pid, truth = live[0], live[1]
+        argv = [GDB, "-nx", "-batch", "-ex", "set pagination off", "-ex", "set width 0",
+                "-ex", "source " + os.path.join(REPO, "python", "gomap.py"),
+                "-ex", "echo @@0\\n", "-ex", "gomap maps --json",
+                "-ex", "set gomap-direct off", "-ex", "echo @@1\\n", "-ex", "gomap maps --json",
+                "-ex", "echo @@end\\n", "-p", str(pid), prog["binary"]]
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                           timeout=300, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in p.stdout and "Python Exception" not in p.stdout, p.stdout[-3000:]
+    parts = re.split(r"^@@(\d+|end)\n", p.stdout, flags=re.M)
+    outs = {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    for k in ("0", "1"):
+        text = outs[k]
+        rows = json.loads(text[text.index("["):])
+        for mid in map_ids(F.fixture(tag)):
+            if known_gap(mid, F.fixture(tag), live=False) is None:
+                check_map(rows, truth["maps"][mid], "%s %s (gdb live, %s)" % (tag, mid, "direct" if k == "0" else "through gdb"))

@@ -218,8 +218,8 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
                 // On its thread's system stack (systemstack, or a signal that did not interrupt
                 // this goroutine): its own frames start where it saved them when it switched.
                 Ok(None) if sp != 0 && pc != 0 && lo <= sp && sp < hi => walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), false, roots),
-                Ok(None) => gr.note = Some("running: its thread is on another stack and its saved registers are stale, so its stack is not walked".into()),
-                Err(why) => gr.note = Some(format!("running: {why}")),
+                Ok(None) => gr.note = Some("its thread is on another stack and its saved registers are stale, so its stack is not walked".into()),
+                Err(why) => gr.note = Some(why),
             }
         } else if sp == 0 || pc == 0 {
             gr.note = Some("no saved stack pointer".into());
@@ -252,7 +252,7 @@ const MAX_SIGNAL_FRAMES: usize = 64;
 /// unwound up to the signal trampoline, whose signal frame holds the interrupted registers.
 /// Ok(None): the thread is not in this goroutine's code (it is on its system stack).
 fn running_regs(t: &Target, st: &Stacks, lay: &GLayout, g: u64, (lo, hi): (u64, u64)) -> std::result::Result<Option<(u64, u64)>, String> {
-    let threads = t.mem.threads();
+    let threads = t.threads();
     if threads.is_empty() {
         return Err(if t.mem.is_live() {
             "a live process's thread registers cannot be read without stopping it, so its stack is not walked (a core has them)".into()
@@ -263,7 +263,7 @@ fn running_regs(t: &Target, st: &Stacks, lay: &GLayout, g: u64, (lo, hi): (u64, 
     let (Some(m_off), Some(procid_off)) = (lay.m, lay.procid) else { return Err("no g.m or m.procid in DWARF".into()) };
     let m = t.mem.u64_at(g + m_off).map_err(|e| e.to_string())?;
     if m == 0 {
-        return Err("running but has no m".into());
+        return Err("it has no m".into());
     }
     let lwp = t.mem.u64_at(m + procid_off).map_err(|e| e.to_string())?;
     let th = threads.iter().find(|th| th.lwp == lwp).ok_or_else(|| format!("its thread {lwp} is not in the core"))?;
