@@ -18,10 +18,12 @@ import fixturelib as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The core is taken with the world not frozen: GOTRACEBACK=crash otherwise preempts every running
-# goroutine before the dump (runtime.freezetheworld), and none would be running in the core.
-# GODEBUG=dontfreezetheworld exists from Go 1.21; Go 1.19 ignores it (its spinner is parked by then).
-RUN_ENV = {"GODEBUG": "dontfreezetheworld=1"}
+# The spinner must still be running when the core is taken. GOTRACEBACK=crash first freezes the world
+# (runtime.freezetheworld preempts every running goroutine; GODEBUG=dontfreezetheworld=1, Go 1.21+, skips
+# that), and once freezing, a goroutine the scheduler preempts for running 10 ms (sysmon's asynchronous
+# preemption) is never resumed: asyncpreemptoff=1 leaves the spinner's loop without a preemption point
+# (burn is a leaf). Both are set live too, so the spinner is running whenever gomap looks.
+RUN_ENV = {"GODEBUG": "dontfreezetheworld=1,asyncpreemptoff=1"}
 
 
 def _tags():
@@ -73,7 +75,7 @@ def core_run(tag):
 @functools.lru_cache(maxsize=None)
 def live_run(tag):
     prog = F.program("census_roots", tag)
-    with F.LiveProgram(prog["binary"]) as live:
+    with F.LiveProgram(prog["binary"], env=RUN_ENV) as live:
         pid, truth = live[0], live[1]
         rows = json.loads(gomap_ok("maps", "--pid", pid, "--json"))
         text = gomap_ok("maps", "--pid", pid)
@@ -159,7 +161,7 @@ def test_gdb_attached_live_walks_running_goroutine(tag):
     if GDB is None:
         pytest.fail("gdb is not installed", pytrace=False)
     prog = F.program("census_roots", tag)
-    with F.LiveProgram(prog["binary"]) as live:
+    with F.LiveProgram(prog["binary"], env=RUN_ENV) as live:
         pid, truth = live[0], live[1]
         argv = [GDB, "-nx", "-batch", "-ex", "set pagination off", "-ex", "set width 0",
                 "-ex", "source " + os.path.join(REPO, "python", "gomap.py"),

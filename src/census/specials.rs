@@ -90,8 +90,15 @@ fn funcval_name(t: &Target, st: Option<&Stacks>, fv: u64) -> String {
         if let Ok(pc) = t.mem.u64_at(fv) {
             for (v, off, _) in st.frames.closure_vars(pc.wrapping_sub(t.bias)) {
                 if v.trim_start_matches('&') == "cleanup" {
-                    if let Some(inner) = t.mem.u64_at(fv.wrapping_add(off)).ok().and_then(name) {
-                        return inner;
+                    // Captured by value: the slot is the func value; by reference (`&cleanup`): a
+                    // pointer to it.
+                    let Ok(mut inner) = t.mem.u64_at(fv.wrapping_add(off)) else { continue };
+                    if v.starts_with('&') {
+                        let Ok(x) = t.mem.u64_at(inner) else { continue };
+                        inner = x;
+                    }
+                    if let Some(n) = name(inner) {
+                        return n;
                     }
                 }
             }
