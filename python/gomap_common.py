@@ -193,7 +193,8 @@ class CommandLayer:
         if "--help" in argv or "-h" in argv:
             return 0, mod.help_text([a for a in argv if a not in ("--help", "-h")]) or ""
         session = self.session()
-        if argv[0] in ("maps", "holders") and hasattr(session, "set_threads"):
+        # A core's own notes have its threads' registers; a live process's are only the debugger's.
+        if argv[0] in ("maps", "holders") and not self.backend.is_core() and hasattr(session, "set_threads"):
             try:
                 session.set_threads(self.backend.thread_registers())
             except Exception:  # registers are a bonus: without them a running goroutine is noted, not walked
