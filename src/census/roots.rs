@@ -261,30 +261,32 @@ fn running_regs(t: &Target, st: &Stacks, lay: &GLayout, g: u64, (lo, hi): (u64, 
         });
     }
     let (Some(m_off), Some(procid_off)) = (lay.m, lay.procid) else { return Err("no g.m or m.procid in DWARF".into()) };
-    let m = t.mem.u64_at(g + m_off).map_err(|e| e.to_string())?;
+    let m = t.mem.u64_at(g.wrapping_add(m_off)).map_err(|e| e.to_string())?;
     if m == 0 {
         return Err("it has no m".into());
     }
-    let lwp = t.mem.u64_at(m + procid_off).map_err(|e| e.to_string())?;
-    let th = threads.iter().find(|th| th.lwp == lwp).ok_or_else(|| format!("its thread {lwp} is not in the core"))?;
+    let lwp = t.mem.u64_at(m.wrapping_add(procid_off)).map_err(|e| e.to_string())?;
+    let th = threads.iter().find(|th| th.lwp == lwp).ok_or_else(|| format!("the target has no registers of its thread {lwp}"))?;
     let on_stack = |sp: u64| lo <= sp && sp < hi;
     if on_stack(th.sp) {
         return Ok(Some((th.pc, th.sp)));
     }
-    let (mut pc, mut sp) = (th.pc, th.sp);
-    for depth in 0..MAX_SIGNAL_FRAMES {
+    // `exact`: pc is where the code stopped (registers), not a return address.
+    let (mut pc, mut sp, mut exact) = (th.pc, th.sp, true);
+    for _ in 0..MAX_SIGNAL_FRAMES {
         let lpc = pc.wrapping_sub(t.bias);
         let Some((function, entry)) = st.frames.function(lpc) else { break };
-        let at = if depth == 0 || lpc == entry { lpc } else { lpc.wrapping_sub(1) };
+        let at = if exact || lpc == entry { lpc } else { lpc.wrapping_sub(1) };
         let Some(step) = st.unwind.step(at, sp) else { break };
         if is_sigtramp(&function) {
             let uc = step.cfa.wrapping_add(UC_MCONTEXT);
-            let (ipc, isp) = (t.mem.u64_at(uc + SC_RIP).map_err(|e| e.to_string())?, t.mem.u64_at(uc + SC_RSP).map_err(|e| e.to_string())?);
+            let reg = |off: u64| t.mem.u64_at(uc.wrapping_add(off)).map_err(|e| e.to_string());
+            let (ipc, isp) = (reg(SC_RIP)?, reg(SC_RSP)?);
             if on_stack(isp) {
                 return Ok(Some((ipc, isp)));
             }
             // The signal interrupted the thread on its system stack: keep unwinding from there.
-            (pc, sp) = (ipc, isp);
+            (pc, sp, exact) = (ipc, isp, true);
             continue;
         }
         if function == "runtime.mstart" || function == "runtime.rt0_go" || function.starts_with("runtime.mstart") {
@@ -294,7 +296,7 @@ fn running_regs(t: &Target, st: &Stacks, lay: &GLayout, g: u64, (lo, hi): (u64, 
         if ra == 0 || step.cfa <= sp {
             break;
         }
-        (pc, sp) = (ra, step.cfa);
+        (pc, sp, exact) = (ra, step.cfa, false);
     }
     Ok(None)
 }

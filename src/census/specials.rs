@@ -23,15 +23,19 @@ const MAX_SPECIALS_PER_SPAN: usize = 1 << 16;
 const MAX_SPECIAL_ROOTS: usize = 1 << 20;
 const CHUNK: u64 = 1 << 16;
 
+/// A cleanup special: its kind, the offset of its function value, and of its argument pointer with
+/// that field's type (Go 1.26+).
+type CleanupLayout = (i64, u64, Option<(u64, TypeId)>);
+
 struct Layout {
     heap: HeapLayout,
     specials: u64,
     next: u64,
     offset: IntField,
     kind: IntField,
+    /// Kind, offset of the function value, offset of `ot` (the object's pointer type).
     finalizer: Option<(i64, u64, u64)>,
-    /// Kind, offset of the function value, offset of the argument pointer (Go 1.26+).
-    cleanup: Option<(i64, u64, Option<(u64, TypeId)>)>,
+    cleanup: Option<CleanupLayout>,
 }
 
 fn layout(t: &Target) -> Result<Layout> {

@@ -392,3 +392,26 @@ impl Memory for CoreMemory {
         &self.threads
     }
 }
+
+#[cfg(test)]
+mod prstatus_tests {
+    use super::parse_prstatus;
+
+    #[test]
+    fn registers_at_the_kernel_offsets() {
+        let mut d = vec![0u8; 336];
+        d[32..36].copy_from_slice(&4242u32.to_le_bytes());
+        d[144..152].copy_from_slice(&0x7000u64.to_le_bytes()); // rbp
+        d[240..248].copy_from_slice(&0x401000u64.to_le_bytes()); // rip
+        d[264..272].copy_from_slice(&0xc000_0100_00u64.to_le_bytes()); // rsp
+        let r = parse_prstatus(&d).expect("a whole prstatus");
+        assert_eq!((r.lwp, r.pc, r.sp, r.bp), (4242, 0x401000, 0xc000_0100_00, 0x7000));
+    }
+
+    #[test]
+    fn a_short_note_is_no_thread() {
+        for n in [0, 31, 36, 200, 271] {
+            assert!(parse_prstatus(&vec![0xffu8; n]).is_none(), "{n} bytes");
+        }
+    }
+}
