@@ -142,6 +142,19 @@ def test_running_goroutine_from_registers(tag):
 
 
 @pytest.mark.parametrize("tag", TAGS)
+def test_holders_of_special_and_running_roots(tag):
+    """`gomap holders 0xADDR` names the one path that keeps each of these maps, with the same root."""
+    c, target, rows, _ = core_run(tag)
+    for mid in map_ids(c["row"]):
+        if known_gap(mid, c["row"], live=False):
+            continue
+        tm = c["truth_doc"]["maps"][mid]
+        got = json.loads(gomap_ok("holders", *target, tm["address"], "--type", tm["type"], "--json"))
+        row = next(r for r in rows if r["address"] == tm["address"])
+        assert [(h["name"], h["root"]) for h in got["holders"]] == [(row["name"], row["root"])], (tag, mid, got)
+
+
+@pytest.mark.parametrize("tag", TAGS)
 def test_cleanup_only_where_it_exists(tag):
     """The fixture holds a cleanup's map exactly on the toolchains that have runtime.AddCleanup."""
     c, _, _, _ = core_run(tag)
