@@ -205,7 +205,9 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
         }
         let goid = t.mem.u64_at(g + lay.goid).unwrap_or(0);
         let reason = t.mem.u8_at(g + lay.waitreason).unwrap_or(0);
-        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: wait_reason(t, reason), frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
+        // g.waitreason is only meaningful while waiting (Go 1.19 leaves the last one behind).
+        let reason = if status & !0x1000 == 4 { wait_reason(t, reason) } else { String::new() };
+        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: reason, frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
         let word = |off: Option<u64>| off.and_then(|o| t.mem.u64_at(g + o).ok()).unwrap_or(0);
         let (mut sp, mut pc) = (word(Some(lay.sched_sp)), word(Some(lay.sched_pc)));
         if status & !0x1000 == 3 && word(lay.syscallsp) != 0 {
