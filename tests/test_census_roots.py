@@ -192,3 +192,28 @@ def test_gdb_attached_live_walks_running_goroutine(tag):
         for mid in map_ids(F.fixture(tag)):
             if known_gap(mid, F.fixture(tag), live=False) is None:
                 check_map(rows, truth["maps"][mid], "%s %s (gdb live, %s)" % (tag, mid, "direct" if k == "0" else "through gdb"))
+
+
+LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb") or shutil.which("lldb-16")
+
+
+@pytest.mark.parametrize("tag", DEBUGGER_TAGS)
+def test_lldb_attached_live_walks_running_goroutine(tag):
+    """`lldb -p PID`: the LLDB front end hands the stopped threads' registers over as gdb's does."""
+    if LLDB is None:
+        pytest.fail("lldb is not installed", pytrace=False)
+    prog = F.program("census_roots", tag)
+    with F.LiveProgram(prog["binary"], env=RUN_ENV) as live:
+        pid, truth = live[0], live[1]
+        p = subprocess.run([LLDB, "--no-lldbinit", "-b", "-p", str(pid),
+                            "-o", "command script import " + os.path.join(REPO, "python", "gomap_lldb.py"),
+                            "-o", "script print('@@0')", "-o", "gomap maps --json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300,
+                           stdin=subprocess.DEVNULL, cwd=os.path.dirname(prog["binary"]))
+    assert "Traceback" not in p.stdout, p.stdout[-3000:]
+    text = p.stdout.split("@@0\n", 1)[1]
+    line = next(l for l in text.splitlines() if l.startswith("[{"))
+    rows = json.loads(line)
+    for mid in map_ids(F.fixture(tag)):
+        if known_gap(mid, F.fixture(tag), live=False) is None:
+            check_map(rows, truth["maps"][mid], "%s %s (lldb live)" % (tag, mid))
