@@ -143,6 +143,34 @@ class GdbBackend(common.Backend):
     def read_memory(self, addr, size):
         return bytes(gdb.selected_inferior().read_memory(addr, size))
 
+    def thread_registers(self):
+        """(lwp, rip, rsp, rbp) of every stopped thread (x86-64), read from each thread's newest
+        frame; the selected thread and frame are restored."""
+        out = []
+        try:
+            thread, frame = gdb.selected_thread(), gdb.selected_frame()
+        except gdb.error:
+            return out
+        if thread is None:
+            return out
+        try:
+            for th in gdb.selected_inferior().threads()[:4096]:
+                if not th.is_valid() or th.is_running() or th.is_exited():
+                    continue
+                th.switch()
+                f = gdb.newest_frame()
+                regs = [int(f.read_register(r)) & 0xFFFFFFFFFFFFFFFF for r in ("rip", "rsp", "rbp")]
+                out.append((th.ptid[1], regs[0], regs[1], regs[2]))
+        except (gdb.error, ValueError):
+            out = []
+        finally:
+            try:
+                thread.switch()
+                frame.select()
+            except gdb.error:
+                pass
+        return out
+
     def memory_generation(self):
         return _STATE["generation"]
 

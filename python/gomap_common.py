@@ -96,6 +96,11 @@ class Backend:
         """Path of the core file being debugged, or None."""
         return None
 
+    def thread_registers(self):
+        """[(lwp, pc, sp, bp)] of the debugger's stopped threads (x86-64), for the census of running
+        goroutines; [] when unknown."""
+        return []
+
     def pid(self):
         """Pid of a live local process being debugged, or None."""
         return None
@@ -188,6 +193,12 @@ class CommandLayer:
         if "--help" in argv or "-h" in argv:
             return 0, mod.help_text([a for a in argv if a not in ("--help", "-h")]) or ""
         session = self.session()
+        # A core's own notes have its threads' registers; a live process's are only the debugger's.
+        if argv[0] in ("maps", "holders") and not self.backend.is_core() and hasattr(session, "set_threads"):
+            try:
+                session.set_threads(self.backend.thread_registers())
+            except Exception:  # registers are a bonus: without them a running goroutine is noted, not walked
+                pass
 
         def resolver(expr):
             try:

@@ -166,6 +166,19 @@ class LldbBackend(common.Backend):
             return None  # remote: the pid is on another machine; read through LLDB
         return p.GetProcessID() or None
 
+    def thread_registers(self):
+        """(thread id = LWP, pc, sp, fp) of every stopped thread, from each thread's newest frame."""
+        p = self.process()
+        out = []
+        if p is None:
+            return out
+        for i in range(min(p.GetNumThreads(), 4096)):
+            th = p.GetThreadAtIndex(i)
+            f = th.GetFrameAtIndex(0)
+            if f.IsValid():
+                out.append((th.GetThreadID(), f.GetPC(), f.GetSP(), f.GetFP()))
+        return out
+
     def read_memory(self, addr, size):
         p = self.process()
         err = lldb.SBError()

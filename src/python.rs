@@ -350,6 +350,13 @@ impl Session {
         })
     }
 
+    /// set_threads([(lwp, pc, sp, bp), ...]): the registers of the debugger's stopped threads (x86-64),
+    /// so the census walks running goroutines from them; an empty list forgets them.
+    fn set_threads(&self, regs: Vec<(u64, u64, u64, u64)>) {
+        let regs = regs.into_iter().take(1 << 16).map(|(lwp, pc, sp, bp)| crate::memory::ThreadRegs { lwp, pc, sp, bp }).collect();
+        self.t.set_threads(regs);
+    }
+
     /// Whether a type name is a Go map type in this binary.
     fn is_map_type(&self, type_name: &str) -> bool {
         self.t.bin.dwarf.named(type_name).map(|id| self.t.map_type(id).is_ok()).unwrap_or(false)

@@ -26,6 +26,8 @@ pub struct Target {
     heap_layout: OnceLock<std::result::Result<HeapLayout, String>>,
     alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
     span_lookup: OnceLock<Option<SpanLookup>>,
+    /// Thread registers a debugger front end handed over (gdb knows every stopped thread's).
+    threads: Mutex<Vec<crate::memory::ThreadRegs>>,
 }
 
 impl Target {
@@ -38,7 +40,23 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new() }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new(), threads: Mutex::new(Vec::new()) }
+    }
+
+    /// Every thread's registers: the ones a debugger handed over (`set_threads`), else the memory
+    /// source's own (a core's notes); empty for a live process read directly.
+    pub fn threads(&self) -> Vec<crate::memory::ThreadRegs> {
+        match self.threads.lock() {
+            Ok(t) if !t.is_empty() => t.clone(),
+            _ => self.mem.threads().to_vec(),
+        }
+    }
+
+    /// Thread registers from a debugger, replacing the previous ones (a live target has moved on).
+    pub fn set_threads(&self, regs: Vec<crate::memory::ThreadRegs>) {
+        if let Ok(mut t) = self.threads.lock() {
+            *t = regs;
+        }
     }
 
     /// The layout of a map type, discovered once.

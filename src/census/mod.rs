@@ -5,6 +5,7 @@
 pub mod liveness;
 pub mod paths;
 pub mod roots;
+pub mod specials;
 pub mod walk;
 
 use crate::binary::{Die, TypeId};
@@ -118,6 +119,11 @@ pub fn census(t: &Target, opts: &Options) -> Result<Census> {
             }
             Err(crate::error::Error::Interrupted) => return Err(crate::error::Error::Interrupted),
             Err(e) => notes.push(format!("goroutines not walked: {e}")),
+        }
+    }
+    if opts.goroutines {
+        if let Err(e) = specials::roots(t, stacks.as_deref(), &mut roots) {
+            notes.push(format!("finalizers and cleanups not read: {e}"));
         }
     }
     let index = t.heap();

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 pub enum RootKind {
     Global,
     Goroutine { goid: u64, function: String },
+    /// A finalizer or cleanup special (`specials.rs`): the function it runs; root.kind "other".
+    Special { function: String },
 }
 
 /// A named place the walk starts from: `ty` stored at `addr`.
@@ -38,7 +40,7 @@ impl Root {
     /// variable (function, colon, variable).
     pub fn display(&self) -> String {
         match &self.kind {
-            RootKind::Global => self.variable.clone(),
+            RootKind::Global | RootKind::Special { .. } => self.variable.clone(),
             RootKind::Goroutine { function, .. } => format!("{function}:{}", self.variable),
         }
     }
@@ -116,6 +118,9 @@ struct GLayout {
     syscallpc: Option<u64>,
     stack_lo: u64,
     stack_hi: u64,
+    /// `g.m` and `m.procid` (the thread's LWP id), to find a running goroutine's thread.
+    m: Option<u64>,
+    procid: Option<u64>,
 }
 
 fn g_layout(t: &Target) -> Result<GLayout> {
@@ -137,6 +142,8 @@ fn g_layout(t: &Target) -> Result<GLayout> {
         syscallpc: d.field(g, "syscallpc").map(|x| x.offset),
         stack_lo: sub(stack, "lo")?,
         stack_hi: sub(stack, "hi")?,
+        m: d.field(g, "m").map(|x| x.offset),
+        procid: d.named("runtime.m").and_then(|m| d.field(m, "procid")).map(|x| x.offset),
     })
 }
 
@@ -198,7 +205,9 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
         }
         let goid = t.mem.u64_at(g + lay.goid).unwrap_or(0);
         let reason = t.mem.u8_at(g + lay.waitreason).unwrap_or(0);
-        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: wait_reason(t, reason), frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
+        // g.waitreason is only meaningful while waiting (Go 1.19 leaves the last one behind).
+        let reason = if status & !0x1000 == 4 { wait_reason(t, reason) } else { String::new() };
+        let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: reason, frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
         let word = |off: Option<u64>| off.and_then(|o| t.mem.u64_at(g + o).ok()).unwrap_or(0);
         let (mut sp, mut pc) = (word(Some(lay.sched_sp)), word(Some(lay.sched_pc)));
         if status & !0x1000 == 3 && word(lay.syscallsp) != 0 {
@@ -206,19 +215,100 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
         }
         let (lo, hi) = (word(Some(lay.stack_lo)), word(Some(lay.stack_hi)));
         if status & !0x1000 == 2 {
-            gr.note = Some("running: its registers are not read, so its stack is not walked".into());
+            match running_regs(t, &st, &lay, g, (lo, hi)) {
+                Ok(Some((pc, sp))) => walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), true, roots),
+                // On its thread's system stack (systemstack, or a signal that did not interrupt
+                // this goroutine): its own frames start where it saved them when it switched.
+                Ok(None) if sp != 0 && pc != 0 && lo <= sp && sp < hi => walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), false, roots),
+                Ok(None) => gr.note = Some("its thread is on another stack and its saved registers are stale, so its stack is not walked".into()),
+                Err(why) => gr.note = Some(why),
+            }
         } else if sp == 0 || pc == 0 {
             gr.note = Some("no saved stack pointer".into());
         } else {
-            walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), roots);
+            walk_stack(t, &st, pcln.as_ref(), &mut gr, pc, sp, (lo, hi), false, roots);
         }
         out.push(gr);
     }
     Ok(out)
 }
 
+/// Signal handler entry points: their CFA is the kernel's `ucontext_t` of the interrupted code (the
+/// x86-64 `rt_sigframe` is the restorer's address, then the ucontext; the handler is entered with
+/// the stack pointer at the restorer's address).
+fn is_sigtramp(function: &str) -> bool {
+    matches!(function, "runtime.sigtramp" | "runtime.cgoSigtramp")
+}
+
+/// x86-64 `ucontext_t` (the kernel's ABI): uc_flags, uc_link, uc_stack (24 bytes), then
+/// `uc_mcontext`, a `struct sigcontext`: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip.
+const UC_MCONTEXT: u64 = 40;
+const SC_RSP: u64 = 15 * 8;
+const SC_RIP: u64 = 16 * 8;
+/// Frames unwound on a thread's signal or system stack looking for the signal frame.
+const MAX_SIGNAL_FRAMES: usize = 64;
+
+/// Where a running goroutine's own code is (pc, sp), from its thread's registers: the thread is
+/// the one whose id is `g.m.procid`. When the thread is on another stack (stopped inside the
+/// runtime's signal handler, as every thread of a GOTRACEBACK=crash core is), the frames there are
+/// unwound up to the signal trampoline, whose signal frame holds the interrupted registers.
+/// Ok(None): the thread is not in this goroutine's code (it is on its system stack).
+fn running_regs(t: &Target, st: &Stacks, lay: &GLayout, g: u64, (lo, hi): (u64, u64)) -> std::result::Result<Option<(u64, u64)>, String> {
+    let threads = t.threads();
+    if threads.is_empty() {
+        return Err(if t.mem.is_live() {
+            "a live process's thread registers cannot be read without stopping it, so its stack is not walked (a core has them)".into()
+        } else {
+            "the target has no thread registers, so its stack is not walked".into()
+        });
+    }
+    let (Some(m_off), Some(procid_off)) = (lay.m, lay.procid) else { return Err("no g.m or m.procid in DWARF".into()) };
+    let m = t.mem.u64_at(g.wrapping_add(m_off)).map_err(|e| e.to_string())?;
+    if m == 0 {
+        return Err("it has no m".into());
+    }
+    let lwp = t.mem.u64_at(m.wrapping_add(procid_off)).map_err(|e| e.to_string())?;
+    let th = threads.iter().find(|th| th.lwp == lwp).ok_or_else(|| format!("the target has no registers of its thread {lwp}"))?;
+    let on_stack = |sp: u64| lo <= sp && sp < hi;
+    if on_stack(th.sp) {
+        return Ok(Some((th.pc, th.sp)));
+    }
+    // `exact`: pc is where the code stopped (registers), not a return address.
+    let (mut pc, mut sp, mut exact) = (th.pc, th.sp, true);
+    for _ in 0..MAX_SIGNAL_FRAMES {
+        let lpc = pc.wrapping_sub(t.bias);
+        let Some((function, entry)) = st.frames.function(lpc) else { break };
+        let at = if exact || lpc == entry { lpc } else { lpc.wrapping_sub(1) };
+        let Some(step) = st.unwind.step(at, sp) else { break };
+        if is_sigtramp(&function) {
+            let uc = step.cfa.wrapping_add(UC_MCONTEXT);
+            let reg = |off: u64| t.mem.u64_at(uc.wrapping_add(off)).map_err(|e| e.to_string());
+            let (ipc, isp) = (reg(SC_RIP)?, reg(SC_RSP)?);
+            if on_stack(isp) {
+                return Ok(Some((ipc, isp)));
+            }
+            // The signal interrupted the thread on its system stack: keep unwinding from there.
+            (pc, sp, exact) = (ipc, isp, true);
+            continue;
+        }
+        if function == "runtime.mstart" || function == "runtime.rt0_go" || function.starts_with("runtime.mstart") {
+            break;
+        }
+        let Ok(ra) = t.mem.u64_at(step.return_address_at) else { break };
+        if ra == 0 || step.cfa <= sp {
+            break;
+        }
+        (pc, sp, exact) = (ra, step.cfa, false);
+    }
+    Ok(None)
+}
+
+/// Unwinds a goroutine's stack from (pc, sp); `exact`: `pc` is where the code was interrupted (a
+/// thread's registers), not a return address, and the frame is not at a safe point, so its stack
+/// map says nothing and DWARF alone judges its variables (the runtime scans such a frame
+/// conservatively).
 #[allow(clippy::too_many_arguments)]
-fn walk_stack(t: &Target, st: &Stacks, pcln: Option<&Pclntab>, gr: &mut Goroutine, mut pc: u64, mut sp: u64, (lo, hi): (u64, u64), roots: &mut Vec<Root>) {
+fn walk_stack(t: &Target, st: &Stacks, pcln: Option<&Pclntab>, gr: &mut Goroutine, mut pc: u64, mut sp: u64, (lo, hi): (u64, u64), exact: bool, roots: &mut Vec<Root>) {
     for depth in 0..MAX_FRAMES {
         let lpc = pc.wrapping_sub(t.bias);
         let Some((function, entry)) = st.frames.function(lpc) else {
@@ -227,13 +317,13 @@ fn walk_stack(t: &Target, st: &Stacks, pcln: Option<&Pclntab>, gr: &mut Goroutin
         };
         // A saved or return PC follows a call: look up the call itself, except at a function's
         // first instruction (a goroutine that has not started yet).
-        let at = if depth == 0 && lpc == entry { lpc } else { lpc.wrapping_sub(1) };
+        let at = if depth == 0 && (exact || lpc == entry) { lpc } else { lpc.wrapping_sub(1) };
         let Some(step) = st.unwind.step(at, sp) else {
             gr.note = Some(format!("no call frame information at {function}"));
             return;
         };
-        let live = pcln.and_then(|p| p.frame(t, pc, sp, step.cfa));
-        if live.is_none() {
+        let live = if depth == 0 && exact { None } else { pcln.and_then(|p| p.frame(t, pc, sp, step.cfa)) };
+        if live.is_none() && !(depth == 0 && exact) {
             gr.unknown_liveness += 1;
         }
         if let Ok((_, locals)) = st.frames.locals(at) {

@@ -11,6 +11,19 @@ use std::path::Path;
 
 const NT_FILE: u32 = 0x4649_4c45;
 const AT_ENTRY: u64 = 9;
+/// A cap on the threads read from a core's notes.
+const MAX_THREADS: usize = 1 << 16;
+
+/// x86-64 `struct elf_prstatus` (the kernel's ABI, linux/elfcore.h): `pr_pid` at 32, and from 112
+/// `pr_reg`, a `struct user_regs_struct` (asm/user_64.h): r15 r14 r13 r12 rbp rbx r11 r10 r9 r8
+/// rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs.
+fn parse_prstatus(d: &[u8]) -> Option<super::ThreadRegs> {
+    const PID: usize = 32;
+    const REGS: usize = 112;
+    let reg = |i: usize| -> Option<u64> { Some(u64::from_le_bytes(d.get(REGS + i * 8..REGS + i * 8 + 8)?.try_into().ok()?)) };
+    let pid = u32::from_le_bytes(d.get(PID..PID + 4)?.try_into().ok()?);
+    Some(super::ThreadRegs { lwp: pid as u64, bp: reg(4)?, pc: reg(16)?, sp: reg(19)? })
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Seg {
@@ -42,6 +55,8 @@ pub struct CoreMemory {
     last: std::sync::atomic::AtomicUsize,
     /// Address ranges the core's headers promise but a truncated file lacks (`--partial`).
     cut: Vec<(u64, u64)>,
+    /// Every thread's registers, from the NT_PRSTATUS notes (x86-64 cores only).
+    threads: Vec<super::ThreadRegs>,
 }
 
 impl CoreMemory {
@@ -87,6 +102,8 @@ impl CoreMemory {
         let mut segs = Vec::new();
         let mut files = Vec::new();
         let mut entry = None;
+        let mut threads = Vec::new();
+        let x86_64 = hdr.e_machine(endian) == elf::EM_X86_64;
         let mut need = 0u64;
         for ph in phdrs {
             match ph.p_type(endian) {
@@ -109,6 +126,9 @@ impl CoreMemory {
                         match note.n_type(endian).0 {
                             NT_FILE => files = parse_nt_file(note.desc()),
                             x if x == elf::NT_AUXV.0 => entry = parse_auxv(note.desc(), AT_ENTRY),
+                            x if x == elf::NT_PRSTATUS.0 && x86_64 && threads.len() < MAX_THREADS => {
+                                threads.extend(parse_prstatus(note.desc()))
+                            }
                             _ => {}
                         }
                     }
@@ -139,7 +159,7 @@ impl CoreMemory {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut, threads };
         if let Some(exe) = exe {
             let bias = core.load_bias(&exe);
             core.check_belongs(&exe, bias)?;
@@ -367,5 +387,31 @@ impl Memory for CoreMemory {
     }
     fn aux_entry(&self) -> Option<u64> {
         self.entry
+    }
+    fn threads(&self) -> &[super::ThreadRegs] {
+        &self.threads
+    }
+}
+
+#[cfg(test)]
+mod prstatus_tests {
+    use super::parse_prstatus;
+
+    #[test]
+    fn registers_at_the_kernel_offsets() {
+        let mut d = vec![0u8; 336];
+        d[32..36].copy_from_slice(&4242u32.to_le_bytes());
+        d[144..152].copy_from_slice(&0x7000u64.to_le_bytes()); // rbp
+        d[240..248].copy_from_slice(&0x401000u64.to_le_bytes()); // rip
+        d[264..272].copy_from_slice(&0xc000_0100_00u64.to_le_bytes()); // rsp
+        let r = parse_prstatus(&d).expect("a whole prstatus");
+        assert_eq!((r.lwp, r.pc, r.sp, r.bp), (4242, 0x401000, 0xc000_0100_00, 0x7000));
+    }
+
+    #[test]
+    fn a_short_note_is_no_thread() {
+        for n in [0, 31, 36, 200, 271] {
+            assert!(parse_prstatus(&vec![0xffu8; n]).is_none(), "{n} bytes");
+        }
     }
 }

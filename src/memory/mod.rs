@@ -45,6 +45,21 @@ pub trait Memory: Send + Sync {
     fn missing_bytes(&self) -> u64 {
         0
     }
+    /// The registers of every thread, when the source has them (a core's NT_PRSTATUS notes, a
+    /// debugger's threads). Empty for a live process read through /proc: its threads run on.
+    fn threads(&self) -> &[ThreadRegs] {
+        &[]
+    }
+}
+
+/// One thread's registers (x86-64): enough to unwind its stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadRegs {
+    /// The kernel's thread id (LWP), which the Go runtime keeps in `m.procid`.
+    pub lwp: u64,
+    pub pc: u64,
+    pub sp: u64,
+    pub bp: u64,
 }
 
 /// Typed little-endian reads on top of any source (Go targets we support are little-endian).
