@@ -26,6 +26,8 @@ pub struct Target {
     heap_layout: OnceLock<std::result::Result<HeapLayout, String>>,
     alloc_rules: OnceLock<std::result::Result<Arc<AllocRules>, String>>,
     span_lookup: OnceLock<Option<SpanLookup>>,
+    /// `heap::account::has_pointers` per type: the census accounts for 200k maps of a few types.
+    pointers: Mutex<HashMap<TypeId, bool>>,
 }
 
 impl Target {
@@ -38,7 +40,7 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new() }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new(), pointers: Default::default() }
     }
 
     /// The layout of a map type, discovered once.
@@ -51,6 +53,18 @@ impl Target {
             l.insert(id, m.clone());
         }
         Ok(m)
+    }
+
+    /// Whether values of type `id` hold pointers ([`crate::heap::account::has_pointers`]), once per type.
+    pub fn has_pointers(&self, id: TypeId) -> bool {
+        if let Some(&b) = self.pointers.lock().ok().and_then(|c| c.get(&id).copied()).as_ref() {
+            return b;
+        }
+        let b = crate::heap::account::has_pointers(&self.bin.dwarf, id);
+        if let Ok(mut c) = self.pointers.lock() {
+            c.insert(id, b);
+        }
+        b
     }
 
     /// The heap index (spans and objects), built on first use and shared by every command. A live

@@ -205,7 +205,8 @@ pub(crate) fn check_type_fits(t: &Target, r: &MapRef, m: &MapType) -> Result<()>
 }
 
 pub(crate) fn header_json(t: &Target, r: &MapRef, m: &MapType, len: u64) -> serde_json::Map<String, Value> {
-    let mut o = serde_json::Map::new();
+    // Room for what the callers add (stats, findings, worst, root, ...) without rehashing.
+    let mut o = serde_json::Map::with_capacity(16);
     o.insert("name".into(), json!(r.name));
     o.insert("type".into(), json!(m.name));
     o.insert("address".into(), json!(format!("{:#x}", r.addr)));
