@@ -12,7 +12,8 @@ headless mode (JSON-RPC) and timed side by side, as CPU time of the dlv process:
   - `len(PATH)` evaluated through Delve for a sample of the maps gomap's census found (every
     --dlv-every'th row, evenly spread), the time per map extrapolated to all of them, and each length
     compared with gomap's.
-Delve is not built or fetched here; without it the comparison prints "not available".
+Delve runs with --check-go-version=false (recent Delve refuses older Go by default). Delve is not
+built or fetched here; without it the comparison prints "not available".
 
 Usage: scripts/bench_census.py [--dlv PATH] [--dlv-every N] [TAG ...]   (default: go1.23 go1.26)"""
 
@@ -57,7 +58,9 @@ class Dlv:
     """A headless `dlv core` and a JSON-RPC (API v2) connection to it."""
 
     def __init__(self, dlv, binary, core):
-        self.p = subprocess.Popen([dlv, "core", binary, core, "--headless", "--api-version=2", "--listen=127.0.0.1:0"],
+        self.p = subprocess.Popen([dlv, "core", binary, core, "--headless", "--api-version=2", "--listen=127.0.0.1:0",
+                                   # Delve 1.27 refuses Go < 1.25 by default; the census core is go1.23 too
+                                   "--check-go-version=false"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         addr = None
         deadline = time.monotonic() + 600
