@@ -28,6 +28,8 @@ pub struct Target {
     span_lookup: OnceLock<Option<SpanLookup>>,
     /// Thread registers a debugger front end handed over (gdb knows every stopped thread's).
     threads: Mutex<Vec<crate::memory::ThreadRegs>>,
+    /// `heap::account::has_pointers` per type: the census accounts for 200k maps of a few types.
+    pointers: Mutex<HashMap<TypeId, bool>>,
 }
 
 impl Target {
@@ -40,7 +42,7 @@ impl Target {
     }
 
     pub fn with_bias(bin: Arc<Binary>, mem: Box<dyn Memory>, bias: u64) -> Target {
-        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new(), threads: Mutex::new(Vec::new()) }
+        Target { bin, mem, bias, plans: Plans::default(), layouts: Default::default(), types_base: OnceLock::new(), heap: Mutex::new(None), heap_layout: OnceLock::new(), alloc_rules: OnceLock::new(), span_lookup: OnceLock::new(), threads: Mutex::new(Vec::new()), pointers: Default::default() }
     }
 
     /// Every thread's registers: the ones a debugger handed over (`set_threads`), else the memory
@@ -69,6 +71,18 @@ impl Target {
             l.insert(id, m.clone());
         }
         Ok(m)
+    }
+
+    /// Whether values of type `id` hold pointers ([`crate::heap::account::has_pointers`]), once per type.
+    pub fn has_pointers(&self, id: TypeId) -> bool {
+        if let Some(&b) = self.pointers.lock().ok().and_then(|c| c.get(&id).copied()).as_ref() {
+            return b;
+        }
+        let b = crate::heap::account::has_pointers(&self.bin.dwarf, id);
+        if let Ok(mut c) = self.pointers.lock() {
+            c.insert(id, b);
+        }
+        b
     }
 
     /// The heap index (spans and objects), built on first use and shared by every command. A live

@@ -205,7 +205,8 @@ pub(crate) fn check_type_fits(t: &Target, r: &MapRef, m: &MapType) -> Result<()>
 }
 
 pub(crate) fn header_json(t: &Target, r: &MapRef, m: &MapType, len: u64) -> serde_json::Map<String, Value> {
-    let mut o = serde_json::Map::new();
+    // Room for what the callers add (stats, findings, worst, root, ...) without rehashing.
+    let mut o = serde_json::Map::with_capacity(16);
     o.insert("name".into(), json!(r.name));
     o.insert("type".into(), json!(m.name));
     o.insert("address".into(), json!(format!("{:#x}", r.addr)));
@@ -288,8 +289,13 @@ pub fn health(t: &Target, r: &MapRef, th: &Thresholds) -> Result<(Arc<MapType>, 
 }
 
 pub(crate) fn summary_json(t: &Target, r: &MapRef, m: &MapType, h: &Health, f: &[Finding]) -> Value {
+    summary_json_with(t, r, m, h, f, h.stats_json())
+}
+
+/// [`summary_json`] with `stats` as given (the census writes a placeholder and streams the stats).
+pub(crate) fn summary_json_with(t: &Target, r: &MapRef, m: &MapType, h: &Health, f: &[Finding], stats: Value) -> Value {
     let mut o = header_json(t, r, m, h.len);
-    o.insert("stats".into(), h.stats_json());
+    o.insert("stats".into(), stats);
     o.insert("findings".into(), Value::Array(f.iter().map(Finding::to_json).collect()));
     Value::Object(o)
 }

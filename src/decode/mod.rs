@@ -242,51 +242,60 @@ impl Health {
     }
 
     pub fn stats_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("slots".into(), json!(self.slots));
-        m.insert("live".into(), json!(self.live));
-        m.insert("deleted".into(), json!(self.deleted));
-        m.insert("empty".into(), json!(self.empty));
-        m.insert("bytes".into(), json!(self.bytes));
+        // Sized for every key: growing the (ordered) map rehashed it four times per row.
+        let mut m = Map::with_capacity(32);
+        self.stats_fields(&mut |k, v| {
+            m.insert(k.into(), v);
+        });
+        Value::Object(m)
+    }
+
+    /// The fields of [`Health::stats_json`], in its order, one call each: what the census streams
+    /// straight to its output instead of building 200k ordered maps.
+    pub fn stats_fields(&self, m: &mut dyn FnMut(&'static str, Value)) {
+        m("slots", json!(self.slots));
+        m("live", json!(self.live));
+        m("deleted", json!(self.deleted));
+        m("empty", json!(self.empty));
+        m("bytes", json!(self.bytes));
         if let Some(mb) = &self.mem {
-            m.insert("bytes_exact".into(), json!(mb.exact));
-            m.insert("heap".into(), mb.heap_json());
-            m.insert("heap_share".into(), json!(mb.heap_share().map(|x| (x * 1e6).round() / 1e6)));
-            m.insert("heap_in_use".into(), json!(mb.heap_in_use));
-            m.insert("rebuild_bytes".into(), json!(mb.rebuild));
+            m("bytes_exact", json!(mb.exact));
+            m("heap", mb.heap_json());
+            m("heap_share", json!(mb.heap_share().map(|x| (x * 1e6).round() / 1e6)));
+            m("heap_in_use", json!(mb.heap_in_use));
+            m("rebuild_bytes", json!(mb.rebuild));
         }
-        m.insert("fill".into(), json!((self.fill() * 1e4).round() / 1e4));
+        m("fill", json!((self.fill() * 1e4).round() / 1e4));
         if let Some(c) = &self.classic {
-            m.insert("B".into(), json!(c.b));
-            m.insert("flags".into(), json!(c.flags));
-            m.insert("buckets".into(), json!(c.buckets));
-            m.insert("bucket_size".into(), json!(c.bucket_size));
-            m.insert("overflow_buckets".into(), json!(c.overflow_buckets));
-            m.insert("noverflow".into(), json!(c.noverflow));
-            m.insert("longest_chain".into(), json!(c.longest_chain));
-            m.insert("growing".into(), json!(c.oldbuckets != 0));
-            m.insert("oldbuckets".into(), json!(format!("{:#x}", c.oldbuckets)));
-            m.insert("old_buckets".into(), json!(c.old_buckets));
-            m.insert("evacuated_old".into(), json!(c.evacuated_old));
-            m.insert("nevacuate".into(), json!(c.nevacuate));
-            m.insert("same_size_grow".into(), json!(c.same_size_grow));
-            m.insert("old_bytes".into(), json!(c.old_bytes));
-            m.insert("evacuated_slots".into(), json!(c.evacuated_slots));
-            m.insert("stale_buckets".into(), json!(c.stale_buckets));
+            m("B", json!(c.b));
+            m("flags", json!(c.flags));
+            m("buckets", json!(c.buckets));
+            m("bucket_size", json!(c.bucket_size));
+            m("overflow_buckets", json!(c.overflow_buckets));
+            m("noverflow", json!(c.noverflow));
+            m("longest_chain", json!(c.longest_chain));
+            m("growing", json!(c.oldbuckets != 0));
+            m("oldbuckets", json!(format!("{:#x}", c.oldbuckets)));
+            m("old_buckets", json!(c.old_buckets));
+            m("evacuated_old", json!(c.evacuated_old));
+            m("nevacuate", json!(c.nevacuate));
+            m("same_size_grow", json!(c.same_size_grow));
+            m("old_bytes", json!(c.old_bytes));
+            m("evacuated_slots", json!(c.evacuated_slots));
+            m("stale_buckets", json!(c.stale_buckets));
         }
         if let Some(s) = &self.swiss {
-            m.insert("small".into(), json!(s.small));
-            m.insert("dir_len".into(), json!(s.dir_len));
-            m.insert("global_depth".into(), json!(s.global_depth));
-            m.insert("tables".into(), json!(s.tables));
-            m.insert("groups".into(), json!(s.groups));
-            m.insert("group_size".into(), json!(s.group_size));
-            m.insert("capacity".into(), json!(s.capacity));
-            m.insert("growth_left".into(), json!(s.growth_left));
-            m.insert("stale_groups".into(), json!(s.stale_groups));
-            m.insert("exhausted_tables".into(), json!(s.exhausted_tables));
+            m("small", json!(s.small));
+            m("dir_len", json!(s.dir_len));
+            m("global_depth", json!(s.global_depth));
+            m("tables", json!(s.tables));
+            m("groups", json!(s.groups));
+            m("group_size", json!(s.group_size));
+            m("capacity", json!(s.capacity));
+            m("growth_left", json!(s.growth_left));
+            m("stale_groups", json!(s.stale_groups));
+            m("exhausted_tables", json!(s.exhausted_tables));
         }
-        Value::Object(m)
     }
 }
 

@@ -5,7 +5,7 @@
 use super::{AllocRules, SpanLookup};
 use crate::memory::Memory;
 use crate::binary::{Die, DwarfInfo, TypeId};
-use crate::decode::Health;
+use crate::decode::{ClassicStats, Health, SwissStats};
 use crate::layout::{Impl, MapType};
 use crate::memory::{le_uint, MemoryExt};
 use crate::target::Target;
@@ -50,7 +50,7 @@ impl MapBytes {
     }
 
     pub fn heap_json(&self) -> Value {
-        let mut m = serde_json::Map::new();
+        let mut m = serde_json::Map::with_capacity(self.parts.len());
         for p in &self.parts {
             m.insert(p.name.into(), json!({"bytes": p.bytes, "objects": p.objects}));
         }
@@ -156,8 +156,8 @@ pub fn has_pointers(d: &DwarfInfo, id: TypeId) -> bool {
     go(d, id, 0)
 }
 
-fn named_has_pointers(d: &DwarfInfo, name: &str) -> bool {
-    d.named(name).map(|id| has_pointers(d, id)).unwrap_or(true)
+fn named_has_pointers(t: &Target, name: &str) -> bool {
+    t.bin.dwarf.named(name).map(|id| t.has_pointers(id)).unwrap_or(true)
 }
 
 /// The sum of the allocated sizes of everything the map at `h.address` owns.
@@ -169,20 +169,18 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
     let rules = t.alloc_rules().ok();
     let heap = lookup.map(|l| (l, &*t.mem));
     let mut s = Sizer { heap, rules: rules.as_deref(), seen: HashSet::new(), exact: heap.is_some(), parts: Vec::new() };
-    let d = &t.bin.dwarf;
     let mut out = MapBytes::default();
     if h.address == 0 {
         out.exact = true;
         out.heap_in_use = in_use;
         return out;
     }
-    let key_ptrs = has_pointers(d, m.key);
-    let elem_ptrs = has_pointers(d, m.elem);
     match &m.imp {
         Impl::Classic(c) => {
-            let cs = h.classic.clone().unwrap_or_default();
+            let none = ClassicStats::default();
+            let cs = h.classic.as_ref().unwrap_or(&none);
             let bs = c.bucket_size;
-            let bptrs = named_has_pointers(d, &c.bucket_type);
+            let bptrs = named_has_pointers(t, &c.bucket_type);
             s.add("header", h.address, c.header_size, true);
             let array_bytes = |b: u64| bucket_count(b).saturating_mul(bs);
             let cur = s.add("buckets", cs.buckets_addr, array_bytes(cs.b), bptrs);
@@ -216,8 +214,9 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
             extra(t, m, h.address, &mut s);
         }
         Impl::Swiss(l) => {
-            let ss = h.swiss.clone().unwrap_or_default();
-            let gptrs = named_has_pointers(d, &l.group_type);
+            let none = SwissStats::default();
+            let ss = h.swiss.as_ref().unwrap_or(&none);
+            let gptrs = named_has_pointers(t, &l.group_type);
             s.add("header", h.address, l.header_size, true);
             if ss.small {
                 s.add("groups", ss.dir_ptr, l.group_size, gptrs);
@@ -232,10 +231,10 @@ pub fn account(t: &Target, m: &MapType, h: &Health) -> MapBytes {
     }
     let (ki, ei) = indirect_flags(m);
     if ki {
-        s.indirect("indirect_keys", h.live, &h.indirect_keys, m.key_size, key_ptrs);
+        s.indirect("indirect_keys", h.live, &h.indirect_keys, m.key_size, t.has_pointers(m.key));
     }
     if ei {
-        s.indirect("indirect_values", h.live, &h.indirect_elems, m.elem_size, elem_ptrs);
+        s.indirect("indirect_values", h.live, &h.indirect_elems, m.elem_size, t.has_pointers(m.elem));
     }
     out.total = s.parts.iter().fold(0u64, |a, p| a.saturating_add(p.bytes));
     out.exact = s.exact;
@@ -302,11 +301,11 @@ pub fn rebuild_bytes(t: &Target, m: &MapType, len: u64) -> Option<u64> {
     let d = &t.bin.dwarf;
     let (ki, ei) = indirect_flags(m);
     let indirect = len.saturating_mul(
-        (if ki { r.alloc_size(m.key_size, has_pointers(d, m.key)) } else { 0 }).saturating_add(if ei { r.alloc_size(m.elem_size, has_pointers(d, m.elem)) } else { 0 }),
+        (if ki { r.alloc_size(m.key_size, t.has_pointers(m.key)) } else { 0 }).saturating_add(if ei { r.alloc_size(m.elem_size, t.has_pointers(m.elem)) } else { 0 }),
     );
     let body = match &m.imp {
         Impl::Classic(c) => {
-            let bptrs = named_has_pointers(d, &c.bucket_type);
+            let bptrs = named_has_pointers(t, &c.bucket_type);
             let hdr = r.alloc_size(c.header_size, true);
             // makemap: the smallest B with !overLoadFactor(hint, B), i.e. hint <= 8 or
             // hint <= loadFactorNum * (2^B / loadFactorDen). Go 1.21 has loadFactorNum 12, the others 13.
@@ -327,7 +326,7 @@ pub fn rebuild_bytes(t: &Target, m: &MapType, len: u64) -> Option<u64> {
             }
         }
         Impl::Swiss(l) => {
-            let gptrs = named_has_pointers(d, &l.group_type);
+            let gptrs = named_has_pointers(t, &l.group_type);
             let hdr = r.alloc_size(l.header_size, true);
             let slots = d.constant(&["internal/abi.SwissMapGroupSlots", "internal/abi.MapGroupSlots"]).filter(|&n| n > 0).unwrap_or(8) as u64;
             let load = d.constant(&["internal/runtime/maps.maxAvgGroupLoad"]).filter(|&n| n > 0).unwrap_or(7) as u64;

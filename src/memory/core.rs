@@ -57,9 +57,28 @@ pub struct CoreMemory {
     cut: Vec<(u64, u64)>,
     /// Every thread's registers, from the NT_PRSTATUS notes (x86-64 cores only).
     threads: Vec<super::ThreadRegs>,
+    /// Small released ranges (file offsets, window-aligned) not dropped yet, and their bytes.
+    pending: std::sync::Mutex<(Vec<(usize, usize)>, usize)>,
 }
 
+/// Releases below this size wait in `pending`: a census walks 200k small maps, and one `madvise`
+/// each (with the TLB flush, and the refault of the window the next map shares) was half its time.
+const RELEASE_DIRECT: usize = 1 << 20;
+/// Pending windows are dropped together once they cover this much.
+const RELEASE_BATCH: usize = 32 << 20;
+
 impl CoreMemory {
+    /// Drops the page table entries of file bytes `first..end` (page-aligned, inside the mapping).
+    fn drop_pages(&self, first: usize, end: usize) {
+        if end > first {
+            // SAFETY: `release_pages` is only set by `open`, whose mapping is a private, read-only
+            // mapping of a file that is never written through it. MADV_DONTNEED there only drops page
+            // table entries: the next access faults the same bytes back in from the page cache, so a
+            // view handed out earlier still reads the same content.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+        }
+    }
+
     /// Opens a core. With `exe`, bytes missing from the core are read from the executable, and the
     /// core is checked to belong to it.
     pub fn open(path: &Path, exe: Option<ExeImage>) -> Result<Self> {
@@ -159,7 +178,7 @@ impl CoreMemory {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut, threads };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut, threads, pending: Default::default() };
         if let Some(exe) = exe {
             let bias = core.load_bias(&exe);
             core.check_belongs(&exe, bias)?;
@@ -367,12 +386,46 @@ impl Memory for CoreMemory {
         const WINDOW: usize = 64 << 10;
         let first = start & !(WINDOW - 1);
         let end = start.saturating_add(len).next_multiple_of(WINDOW).min(self.map.len()) & !4095;
-        if end > first {
-            // SAFETY: `release_pages` is only set by `open`, whose mapping is a private, read-only
-            // mapping of a file that is never written through it. MADV_DONTNEED there only drops page
-            // table entries: the next access faults the same bytes back in from the page cache, so a
-            // view handed out earlier still reads the same content.
-            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+        if end <= first {
+            return;
+        }
+        if end - first >= RELEASE_DIRECT {
+            self.drop_pages(first, end);
+            return;
+        }
+        let Ok(mut p) = self.pending.lock() else { return };
+        let (ranges, bytes) = &mut *p;
+        // Releases come in address order within a map and mostly across maps (the census sorts
+        // them): merge with the last range when they touch.
+        match ranges.last_mut() {
+            Some(last) if first <= last.1 && end >= last.0 => {
+                let (lo, hi) = (last.0.min(first), last.1.max(end));
+                *bytes = (*bytes - (last.1 - last.0)) + (hi - lo);
+                *last = (lo, hi);
+            }
+            _ => {
+                ranges.push((first, end));
+                *bytes += end - first;
+            }
+        }
+        if *bytes >= RELEASE_BATCH || ranges.len() >= 4096 {
+            ranges.sort_unstable();
+            let mut cur: Option<(usize, usize)> = None;
+            for &(lo, hi) in ranges.iter() {
+                cur = match cur {
+                    Some((a, b)) if lo <= b => Some((a, b.max(hi))),
+                    Some((a, b)) => {
+                        self.drop_pages(a, b);
+                        Some((lo, hi))
+                    }
+                    None => Some((lo, hi)),
+                };
+            }
+            if let Some((a, b)) = cur {
+                self.drop_pages(a, b);
+            }
+            ranges.clear();
+            *bytes = 0;
         }
     }
     fn describe(&self) -> String {
