@@ -12,6 +12,7 @@ the runtime's DWARF). Struct-typed variables are searched for map fields too, in
 is followed), a few levels deep, so `pkg.v.f.m` is named as Go would write it. Writes JSON:
 {"maps": [{"name", "address", "len", "type"}], "variables": N, "errors": [...]}.
 
+With GOMAP_GDB_VARS=NAME,NAME only those variables are searched (no `info variables`).
 With GOMAP_GDB_HEADERS=FILE (a JSON list of "0x..." addresses, e.g. every map another tool found),
 also "headers": {address: len}, each read as the runtime's header type (`runtime.hmap`, or
 `internal/runtime/maps.Map` for swiss maps) at that address.
@@ -109,7 +110,8 @@ def header_lens(addresses, errors):
 
 def main():
     out, errors, n = [], [], 0
-    for name in variable_names():
+    only = [v for v in os.environ.get("GOMAP_GDB_VARS", "").split(",") if v]
+    for name in only or variable_names():
         sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
         if sym is None or not sym.is_variable:
             continue
