@@ -95,7 +95,8 @@ def argv0(prog):
 def core_case(tag):
     """cmd/go of `tag`, its core while `go run` waits, the census of that core, and gdb's truth."""
     prog = F.toolchain_command("cmd/go", tag)
-    c = F.command_core(prog, ["run", CHILD], {}, "gorun", argv0=argv0(prog))
+    # The core is cached per toolchain and per version of the child program.
+    c = F.command_core(prog, ["run", CHILD], {}, "gorun-" + F.sha256_file(CHILD)[:12], argv0=argv0(prog))
     rows, secs = census("--binary", c["binary"], "--core", c["core"])
     truth = gdb_truth(c["binary"], [c["core"]], headers=[r["address"] for r in rows])
     return c, rows, secs, truth
