@@ -157,6 +157,26 @@ def test_core_census_goes_far_beyond_the_globals(tag):
     assert secs < 30, "census of cmd/go took %.1f s" % secs
 
 
+@pytest.mark.parametrize("tag", TAGS)
+def test_fast_mode_lists_every_package_map_of_cmd_go(tag):
+    """`--roots globals` (package-level variables through fields and pointers only) must list every map
+    gdb finds in the package variables too, with the same len. The go command on go1.19/go1.23 showed it
+    skipping the maps inside sync.Map globals (cmd/go/internal/load.resolvedImportCache.m.dirty: 731)."""
+    c, _, _, truth = core_case(tag)
+    code, out, err = F.gomap("maps", "--binary", c["binary"], "--core", c["core"], "--roots", "globals", "--json")
+    assert code == 0, err
+    fast = {r["address"]: r for r in json.loads(out)}
+    names = {}
+    for m in truth["maps"]:
+        names.setdefault(m["address"], set()).add(m["name"])
+    problems = ["%s at %s: %s" % (m["name"], m["address"], "missing" if m["address"] not in fast else
+                                  "len %d, gdb says %d" % (fast[m["address"]]["len"], m["len"]))
+                for m in truth["maps"] if fast.get(m["address"], {}).get("len") != m["len"]]
+    problems += ["%s named %s" % (m["name"], fast[m["address"]]["name"]) for m in truth["maps"]
+                 if m["address"] in fast and fast[m["address"]]["name"] not in names[m["address"]]]
+    assert not problems, "%s --roots globals: %d differences from gdb:\n%s" % (tag, len(problems), "\n".join(problems[:40]))
+
+
 def live_env(prog, tmp):
     return dict(F.go_vars(prog["row"]), GOROOT=prog["goroot"], GOTMPDIR=tmp)
 
