@@ -41,16 +41,17 @@ COVERED = ["go1.19", "go1.23", "go1.26", "go1.27-mapsplitgroup"]
 LIVE = ["go1.23", "go1.26"]
 
 
-def _selected(tags):
+def _known_tags():
     try:
-        known = F.all_tags()
+        return F.all_tags()
     except F.FixturesMissing:
         return []
-    return [t for t in tags if t in known]
 
 
-TAGS = _selected(COVERED)
-LIVE_TAGS = _selected(LIVE)
+# Every tag of the matrix (restricted by GOMAP_TAGS), and those of it that the go command covers.
+ALL_TAGS = _known_tags()
+TAGS = [t for t in COVERED if t in ALL_TAGS]
+LIVE_TAGS = [t for t in LIVE if t in ALL_TAGS]
 
 pytestmark = pytest.mark.skipif(GDB is None, reason="gdb is not installed (it is the ground truth here)")
 
@@ -201,16 +202,6 @@ def test_live_census_of_cmd_go(tag):
 # runtime.* variable out of its roots). fixtures/runtime_maps fills them deterministically
 # (reflect.MapOf); small, so every tag of the matrix is covered, against gdb's reading of all its
 # package maps.
-
-def _all_tags():
-    try:
-        return F.all_tags()
-    except F.FixturesMissing:
-        return []
-
-
-ALL_TAGS = _all_tags()
-
 
 @pytest.mark.parametrize("tag", ALL_TAGS)
 def test_census_lists_the_runtimes_own_package_maps(tag):
