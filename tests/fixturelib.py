@@ -358,10 +358,15 @@ def _program_hash(name: str, row: Dict[str, Any], flags: Iterable[str], env: Dic
     return h.hexdigest()[:16]
 
 
-def _go_env(row: Dict[str, Any]) -> Dict[str, str]:
-    return dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="", GOENV="off", GOEXPERIMENT=row["goexperiment"],
+def go_vars(row: Dict[str, Any]) -> Dict[str, str]:
+    """The go command's environment for a matrix row's toolchain (offline, the shared caches)."""
+    return dict(GOTOOLCHAIN="local", GOFLAGS="", GOENV="off", GOEXPERIMENT=row["goexperiment"],
                 CGO_ENABLED="1" if row.get("cgo") else "0", GOCACHE=os.path.join(CACHE, "gocache"),
                 GOPATH=os.path.join(CACHE, "gopath"), GOMODCACHE=os.path.join(CACHE, "gopath", "pkg", "mod"))
+
+
+def _go_env(row: Dict[str, Any]) -> Dict[str, str]:
+    return dict(os.environ, **go_vars(row))
 
 
 class _Lock:
@@ -431,7 +436,8 @@ def program_core(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[s
     return dict(prog, core=core, truth=truth, truth_doc=doc)
 
 
-def _take_core(binary: str, d: str, core: str, truth: str, run_env: Dict[str, str], timeout: float) -> None:
+def _take_core(binary: str, d: str, core: str, truth: str, run_env: Dict[str, str], timeout: float,
+               args: Iterable[str] = (), argv0: Optional[str] = None) -> None:
     os.makedirs(d, exist_ok=True)
     for p in (core, truth):
         if os.path.exists(p):
@@ -448,8 +454,8 @@ def _take_core(binary: str, d: str, core: str, truth: str, run_env: Dict[str, st
 
     env = dict(os.environ, GOMAP_TRUTH=truth, GOTRACEBACK="crash", **run_env)
     with open(log, "w") as logf:
-        proc = subprocess.Popen([binary], cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                preexec_fn=limits, start_new_session=True)
+        proc = subprocess.Popen([argv0 or binary, *args], executable=binary, cwd=d, env=env, stdin=subprocess.DEVNULL,
+                                stdout=logf, stderr=logf, preexec_fn=limits, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while not os.path.exists(truth):
@@ -466,6 +472,11 @@ def _take_core(binary: str, d: str, core: str, truth: str, run_env: Dict[str, st
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        # Children the program started (e.g. the go command's `go run` child) are in its session.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     prefix = pat.split("%")[0]
     for cand in [os.path.join(d, prefix), os.path.join(d, "%s.%d" % (prefix, proc.pid))] + \
             [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.startswith(prefix)]:
@@ -494,8 +505,10 @@ class LiveProgram:
         with LiveProgram(prog["binary"]) as (pid, truth, paths): ...
     """
 
-    def __init__(self, binary: str, env: Optional[Dict[str, str]] = None, timeout: float = 120):
-        self.binary, self.extra_env, self.timeout = binary, env or {}, timeout
+    def __init__(self, binary: str, env: Optional[Dict[str, str]] = None, timeout: float = 120,
+                 args: Iterable[str] = (), argv0: Optional[str] = None):
+        self.binary, self.extra_env, self.timeout, self.args = binary, env or {}, timeout, list(args)
+        self.argv0 = argv0
         self.proc: Optional[subprocess.Popen] = None
         self.tmp: Optional[str] = None
 
@@ -505,7 +518,8 @@ class LiveProgram:
         env = dict(os.environ, GOMAP_TRUTH=truth, GOTRACEBACK="all", **self.extra_env)
         try:
             with open(log, "w") as logf:
-                self.proc = subprocess.Popen([self.binary], cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
+                self.proc = subprocess.Popen([self.argv0 or self.binary, *self.args], executable=self.binary,
+                                             cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
                                              stdout=logf, stderr=logf, preexec_fn=_child_setup,
                                              start_new_session=True)
             deadline = time.monotonic() + self.timeout
@@ -524,3 +538,81 @@ class LiveProgram:
 
     def __exit__(self, *exc) -> None:
         LiveFixture._cleanup(self)
+
+
+# ---- programs nobody here wrote: commands of the toolchain's own distribution -------------------------
+#
+# A large real Go program for the census and the debugger front ends, with no network: every toolchain
+# ships the sources of its commands (cmd/go, cmd/compile, ...) in GOROOT/src/cmd. Built once per
+# toolchain, optimized as users ship them, cached under
+#   ${GOMAP_CACHE}/programs/toolchain/<command>/<hash of toolchain + experiment + flags>/<tag>/<command>
+
+def goroot(row: Dict[str, Any]) -> str:
+    """The GOROOT of a matrix row's toolchain."""
+    r = subprocess.run([row["go"], "env", "GOROOT"], env=_go_env(row), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise FixturesMissing("%s env GOROOT failed: %s" % (row["go"], r.stderr.strip()))
+    return r.stdout.strip()
+
+
+def toolchain_command(pkg: str, tag, timeout: float = 1800) -> Dict[str, Any]:
+    """`pkg` (a command of the standard distribution, e.g. "cmd/go") built from the GOROOT sources of
+    `tag`'s toolchain with that toolchain (the tag's GOEXPERIMENT, PIE and cgo), like program().
+    Returns {"tag", "row", "dir", "binary", "build_log", "goroot", "build_seconds"}; cached, built once."""
+    row = tag if isinstance(tag, dict) else fixture(tag)
+    name = pkg.rstrip("/").split("/")[-1]
+    key = hashlib.sha256(("%s|%s|%s|%s|%s|%s" % (pkg, row["go"], row.get("go_version", ""), row["goexperiment"],
+                                                 row["pie"], row.get("cgo", False))).encode()).hexdigest()[:16]
+    d = os.path.join(CACHE, "programs", "toolchain", name, key, row["tag"])
+    binary = os.path.join(d, name)
+    meta = os.path.join(d, "build.json")
+    root = goroot(row)
+    out = {"tag": row["tag"], "row": row, "dir": d, "binary": binary, "build_log": os.path.join(d, "build.log"),
+           "goroot": root}
+    if not os.path.exists(binary):
+        with _Lock(d + ".lock"):
+            if not os.path.exists(binary):
+                os.makedirs(d, exist_ok=True)
+                cmd = [row["go"], "build", "-trimpath", "-o", binary + ".tmp"]
+                if row["pie"]:
+                    cmd.append("-buildmode=pie")
+                t0 = time.monotonic()
+                p = subprocess.run(cmd + [pkg], cwd=d, env=_go_env(row), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
+                with open(out["build_log"], "w") as f:
+                    f.write(p.stdout)
+                if p.returncode != 0:
+                    raise FixturesMissing("building %s with %s failed:\n%s" % (pkg, row["go"], p.stdout[-4000:]))
+                with open(meta, "w") as f:
+                    json.dump({"pkg": pkg, "go": row["go"], "seconds": round(time.monotonic() - t0, 1)}, f)
+                os.rename(binary + ".tmp", binary)
+    try:
+        with open(meta) as f:
+            out["build_seconds"] = json.load(f)["seconds"]
+    except (OSError, ValueError, KeyError):
+        out["build_seconds"] = None
+    return out
+
+
+def command_core(prog: Dict[str, Any], args: Iterable[str], run_env: Dict[str, str], key: str,
+                 timeout: float = 600, argv0: Optional[str] = None) -> Dict[str, Any]:
+    """A kernel core of `prog` (from toolchain_command) run with `args` in a directory of its own,
+    taken (SIGABRT, GOTRACEBACK=crash) once $GOMAP_TRUTH exists: something the program started (a
+    `go run` child) writes it when the program has done its work and waits. `key` names the run in the
+    cache; `argv0` is the program's argv[0] (its path by default). Returns prog plus "core", "truth" (path), "truth_doc", "run_dir"."""
+    d = os.path.join(prog["dir"], "run-" + key)
+    core, truth, done = os.path.join(d, "core"), os.path.join(d, "truth.json"), os.path.join(d, ".complete")
+    if not os.path.exists(done):
+        with _Lock(d + ".core.lock"):
+            if not os.path.exists(done):
+                tmp = os.path.join(d, "tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.makedirs(tmp)
+                env = dict(go_vars(prog["row"]), GOROOT=prog["goroot"], GOTMPDIR=tmp, **run_env)
+                _take_core(prog["binary"], d, core, truth, env, timeout, args=args, argv0=argv0)
+                shutil.rmtree(tmp, ignore_errors=True)
+                open(done, "w").close()
+    with open(truth) as f:
+        doc = json.load(f)
+    return dict(prog, core=core, truth=truth, truth_doc=doc, run_dir=d)

@@ -46,7 +46,9 @@ fn collect(t: &Target, name: &str, addr: u64, ty: TypeId, depth: u32, out: &mut 
     }
     let s = d.strip_typedefs(ty);
     match d.get(s).map(|x| &x.die) {
-        Some(Die::Struct { fields }) if !d.name_of(s).starts_with("sync.") => {
+        // sync's other types hold no map of the program's; a sync.Map (before Go 1.24) holds its
+        // entries in the `dirty` map.
+        Some(Die::Struct { fields }) if !d.name_of(s).starts_with("sync.") || d.name_of(s) == "sync.Map" => {
             for f in fields.iter().take(256) {
                 collect(t, &format!("{name}.{}", f.name), addr.wrapping_add(f.offset), f.ty, depth + 1, out, seen);
             }

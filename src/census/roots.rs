@@ -71,16 +71,32 @@ pub struct Goroutine {
 const MAX_GOROUTINES: u64 = 1 << 20;
 const MAX_FRAMES: usize = 4096;
 
-/// Package-level variables, in name order. The runtime's own are left out: they hold the allocator
-/// and scheduler, not the program's maps, and goroutines are reached through `allgs` instead.
+/// Package-level variables, in name order. The runtime's own are left out (they hold the allocator
+/// and scheduler, and goroutines are reached through `allgs` instead), except those that hold a map
+/// in themselves, such as `runtime.reflectOffs.m`: those maps are the program's too.
 pub fn globals(t: &Target) -> Vec<Root> {
-    t.bin
-        .dwarf
-        .globals
+    let d = &t.bin.dwarf;
+    d.globals
         .values()
-        .filter(|g| !g.name.starts_with("runtime.") && !g.name.starts_with("internal/runtime"))
+        .filter(|g| !(g.name.starts_with("runtime.") || g.name.starts_with("internal/runtime")) || holds_map(d, g.ty, 0))
         .map(|g| Root { kind: RootKind::Global, variable: g.name.clone(), addr: g.addr.wrapping_add(t.bias), ty: g.ty })
         .collect()
+}
+
+/// Whether a value of type `ty` is a map or has one among its struct fields (not behind a pointer).
+fn holds_map(d: &crate::binary::DwarfInfo, ty: TypeId, depth: u32) -> bool {
+    use crate::binary::Die;
+    let (k, kid) = crate::value::go_kind(d, ty);
+    if k == crate::value::kind::MAP {
+        return true;
+    }
+    if depth > 4 || !(k == crate::value::kind::STRUCT || k == 0) {
+        return false;
+    }
+    match d.get(d.strip_typedefs(kid)).map(|x| &x.die) {
+        Some(Die::Struct { fields }) => fields.iter().take(256).any(|f| holds_map(d, f.ty, depth + 1)),
+        _ => false,
+    }
 }
 
 /// The executable's function index and call frame information, loaded once per executable.
