@@ -107,7 +107,7 @@ fn missing(what: &str, in_: &str) -> Error {
     Error::Layout(format!("{in_}: no field `{what}` in the binary's DWARF"))
 }
 
-fn off(d: &DwarfInfo, st: TypeId, names: &[&str]) -> Result<Off> {
+pub(crate) fn off(d: &DwarfInfo, st: TypeId, names: &[&str]) -> Result<Off> {
     for n in names {
         if let Some(f) = d.field(st, n) {
             let size = d.size_of(f.ty).ok_or_else(|| Error::Layout(format!("{}.{n}: type without size", d.name_of(st))))?;
@@ -172,7 +172,7 @@ fn indirect(d: &DwarfInfo, slot: TypeId, want: TypeId) -> bool {
     s != w && d.pointee(s).map(|p| d.strip_typedefs(p)) == Some(w)
 }
 
-fn array_of(d: &DwarfInfo, arr: TypeId) -> Option<(TypeId, u64)> {
+pub(crate) fn array_of(d: &DwarfInfo, arr: TypeId) -> Option<(TypeId, u64)> {
     match d.get(d.strip_typedefs(arr))?.die {
         Die::Array { elem: Some(e), count } => Some((e, count)),
         _ => None,

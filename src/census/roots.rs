@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 pub enum RootKind {
     Global,
     Goroutine { goid: u64, function: String },
+    /// No root the walk follows: a map the heap proves but the typed walk did not reach.
+    Other,
 }
 
 /// A named place the walk starts from: `ty` stored at `addr`.
@@ -40,6 +42,7 @@ impl Root {
         match &self.kind {
             RootKind::Global => self.variable.clone(),
             RootKind::Goroutine { function, .. } => format!("{function}:{}", self.variable),
+            RootKind::Other => self.variable.clone(),
         }
     }
 }

@@ -118,6 +118,7 @@ pub fn root_json(root: &Root) -> Value {
     match &root.kind {
         RootKind::Global => json!({"kind": "global", "variable": root.variable, "function": null, "goroutine": null}),
         RootKind::Goroutine { goid, function } => json!({"kind": "goroutine", "variable": root.variable, "function": function, "goroutine": goid}),
+        RootKind::Other => json!({"kind": "other", "variable": null, "function": null, "goroutine": null}),
     }
 }
 
@@ -126,6 +127,7 @@ pub fn root_text(root: Option<&Root>) -> String {
     match root.map(|r| &r.kind) {
         None | Some(RootKind::Global) => "global".into(),
         Some(RootKind::Goroutine { goid, .. }) => format!("g{goid}"),
+        Some(RootKind::Other) => "other".into(),
     }
 }
 
