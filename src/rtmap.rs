@@ -11,7 +11,7 @@
 
 use crate::binary::{DwarfInfo, TypeId};
 use crate::error::{Error, Result};
-use crate::layout::{array_of, off, ClassicLayout, Impl, MapType, Off, Slots, SwissLayout};
+use crate::layout::{array_of, classic_from, off, swiss_from, BucketPart, ClassicLayout, GroupPart, Impl, MapType, Off, Slots, SwissLayout};
 use crate::memory::MemoryExt;
 use crate::rtype::RtLayout;
 use crate::target::Target;
@@ -123,45 +123,31 @@ fn classic(t: &Target, name: &str, h: TypeId, st: TypeId, rtype: u64, key_size: 
     if overflow + 8 != bucket_size {
         return Err(bad(name, format!("bucket of {bucket_size} bytes does not hold 8 keys of {ks}, 8 values of {vs} and an overflow pointer")));
     }
-    // The bucket's own descriptor says the same size.
-    if let Some(b) = opt_field(t, st, rtype, &["Bucket", "bucket"]).filter(|&b| b != 0) {
-        if let Some((_, s)) = RtLayout::discover(d).kind_size(t, b) {
-            if s != bucket_size {
-                return Err(bad(name, format!("bucket descriptor says {s} bytes, the map descriptor {bucket_size}")));
-            }
-        }
+    same_size(t, st, rtype, &["Bucket", "bucket"], bucket_size, name)?;
+    let slots = Slots {
+        key_base,
+        key_stride: ks,
+        elem_base,
+        elem_stride: vs,
+        key_indirect: indirect(name, "key", ks, key_size)?,
+        elem_indirect: indirect(name, "value", vs, elem_size)?,
+    };
+    let bucket = BucketPart { bucket_type: format!("bucket<{name}>"), bucket_size, tophash: tophash.offset, overflow: Off { offset: overflow, size: 8 }, slots };
+    classic_from(d, h, bucket)
+}
+
+/// The bucket's or group's own descriptor (field `names` of the map descriptor) says `size` bytes too.
+fn same_size(t: &Target, st: TypeId, rtype: u64, names: &[&str], size: u64, name: &str) -> Result<()> {
+    let Some(a) = opt_field(t, st, rtype, names).filter(|&a| a != 0) else { return Ok(()) };
+    match RtLayout::discover(&t.bin.dwarf).kind_size(t, a) {
+        Some((_, s)) if s != size => Err(bad(name, format!("{} descriptor says {s} bytes, the map descriptor {size}", names[0].to_lowercase()))),
+        _ => Ok(()),
     }
-    Ok(ClassicLayout {
-        header_size: d.size_of(h).ok_or_else(|| bad(name, "runtime.hmap has no size".into()))?,
-        count: off(d, h, &["count"])?,
-        flags: off(d, h, &["flags"])?,
-        b: off(d, h, &["B"])?,
-        noverflow: off(d, h, &["noverflow"])?,
-        buckets: off(d, h, &["buckets"])?,
-        oldbuckets: off(d, h, &["oldbuckets"])?,
-        nevacuate: off(d, h, &["nevacuate"])?,
-        bucket_type: format!("bucket<{name}>"),
-        bucket_size,
-        tophash: tophash.offset,
-        overflow: Off { offset: overflow, size: 8 },
-        slots: Slots {
-            key_base,
-            key_stride: ks,
-            elem_base,
-            elem_stride: vs,
-            key_indirect: indirect(name, "key", ks, key_size)?,
-            elem_indirect: indirect(name, "value", vs, elem_size)?,
-        },
-    })
 }
 
 fn swiss(t: &Target, name: &str, h: TypeId, st: TypeId, rtype: u64, key_size: u64, elem_size: u64) -> Result<SwissLayout> {
     let d = &t.bin.dwarf;
     let table = d.named("internal/runtime/maps.table").ok_or_else(|| bad(name, "no internal/runtime/maps.table in DWARF".into()))?;
-    let groups = d.field(table, "groups").ok_or_else(|| bad(name, "no table.groups in DWARF".into()))?;
-    let gref = d.strip_typedefs(groups.ty);
-    let data = off(d, gref, &["data"])?;
-    let mask = off(d, gref, &["lengthMask"])?;
     let ctrl_size = named(d, &["internal/runtime/maps.ctrlGroup"]).and_then(|c| d.size_of(c)).unwrap_or(8);
     let n = d.constant(&["internal/abi.SwissMapGroupSlots", "internal/abi.MapGroupSlots"]).unwrap_or(8) as u64;
     if n != 8 {
@@ -199,36 +185,9 @@ fn swiss(t: &Target, name: &str, h: TypeId, st: TypeId, rtype: u64, key_size: u6
             (false, Slots { key_base, key_stride: slot, elem_base: key_base + elem_off, elem_stride: slot, key_indirect, elem_indirect })
         }
     };
-    if let Some(g) = opt_field(t, st, rtype, &["Group"]).filter(|&g| g != 0) {
-        if let Some((_, s)) = RtLayout::discover(d).kind_size(t, g) {
-            if s != group_size {
-                return Err(bad(name, format!("group descriptor says {s} bytes, the map descriptor {group_size}")));
-            }
-        }
-    }
-    Ok(SwissLayout {
-        header_size: d.size_of(h).ok_or_else(|| bad(name, "internal/runtime/maps.Map has no size".into()))?,
-        used: off(d, h, &["used"])?,
-        dir_ptr: off(d, h, &["dirPtr"])?,
-        dir_len: off(d, h, &["dirLen"])?,
-        global_depth: off(d, h, &["globalDepth"])?,
-        global_shift: off(d, h, &["globalShift"])?,
-        writing: off(d, h, &["writing"])?,
-        table_type: d.name_of(table).to_string(),
-        table_size: d.size_of(table).ok_or_else(|| bad(name, "internal/runtime/maps.table has no size".into()))?,
-        t_used: off(d, table, &["used"])?,
-        t_capacity: off(d, table, &["capacity"])?,
-        t_growth_left: off(d, table, &["growthLeft"])?,
-        t_local_depth: off(d, table, &["localDepth"])?,
-        t_index: off(d, table, &["index"])?,
-        t_groups_data: Off { offset: groups.offset + data.offset, size: 8 },
-        t_groups_mask: Off { offset: groups.offset + mask.offset, size: mask.size },
-        group_type: format!("group<{name}>"),
-        group_size,
-        ctrl: Off { offset: 0, size: ctrl_size },
-        split,
-        slots,
-    })
+    same_size(t, st, rtype, &["Group"], group_size, name)?;
+    let group = GroupPart { group_type: format!("group<{name}>"), group_size, ctrl: Off { offset: 0, size: ctrl_size }, split, slots };
+    swiss_from(d, h, table, group)
 }
 
 /// Like [`indirect`], for a swiss slot whose room includes alignment padding: inline when the value
