@@ -249,3 +249,31 @@ pub fn plan(t: &Target, id: TypeId) -> std::sync::Arc<crate::value::Plan> {
         None => t.plans.get(&t.bin.dwarf, id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_ids_made_from_descriptors_are_told_apart() {
+        let id = type_id(0xc000_1234_5678);
+        assert_eq!(descriptor(id), Some(0xc000_1234_5678));
+        assert_eq!(descriptor(0x4_2a31), None);
+    }
+
+    #[test]
+    fn classic_slots_inline_or_indirect_by_their_sizes() {
+        assert!(!indirect("m", "key", 2, 2).unwrap());
+        assert!(indirect("m", "key", 8, 200).unwrap());
+        assert!(indirect("m", "key", 4, 2).is_err());
+    }
+
+    #[test]
+    fn swiss_slots_agree_with_the_flags_when_known() {
+        // map[int16]float32: the key's room in a slot is 4 bytes (padding), the elem's 4.
+        assert!(!slot_indirect("m", "key", 4, 2, None).unwrap());
+        assert!(slot_indirect("m", "elem", 8, 300, Some(true)).unwrap());
+        assert!(slot_indirect("m", "elem", 8, 300, Some(false)).is_err());
+        assert!(slot_indirect("m", "key", 2, 16, None).is_err());
+    }
+}
