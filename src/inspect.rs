@@ -114,6 +114,10 @@ pub fn resolve_path(t: &Target, expr: &str, var: &str, addr: u64, ty: TypeId, fi
         ty = f.ty;
         path = format!("{path}.{field}");
     }
+    // An interface holding a map (whose type may have been made at run time): the map it holds.
+    if let Some((header, mty)) = crate::rtmap::map_in_iface(t, addr, ty) {
+        return Ok(MapRef { name: expr.to_string(), addr: header, ty: mty });
+    }
     t.map_type(ty).map_err(|e| match e {
         Error::Expr(_) => Error::Expr(format!("{path} is a {}, not a map", d.name_of(ty))),
         e => e,

@@ -107,7 +107,7 @@ fn missing(what: &str, in_: &str) -> Error {
     Error::Layout(format!("{in_}: no field `{what}` in the binary's DWARF"))
 }
 
-fn off(d: &DwarfInfo, st: TypeId, names: &[&str]) -> Result<Off> {
+pub(crate) fn off(d: &DwarfInfo, st: TypeId, names: &[&str]) -> Result<Off> {
     for n in names {
         if let Some(f) = d.field(st, n) {
             let size = d.size_of(f.ty).ok_or_else(|| Error::Layout(format!("{}.{n}: type without size", d.name_of(st))))?;
@@ -172,7 +172,7 @@ fn indirect(d: &DwarfInfo, slot: TypeId, want: TypeId) -> bool {
     s != w && d.pointee(s).map(|p| d.strip_typedefs(p)) == Some(w)
 }
 
-fn array_of(d: &DwarfInfo, arr: TypeId) -> Option<(TypeId, u64)> {
+pub(crate) fn array_of(d: &DwarfInfo, arr: TypeId) -> Option<(TypeId, u64)> {
     match d.get(d.strip_typedefs(arr))?.die {
         Die::Array { elem: Some(e), count } => Some((e, count)),
         _ => None,
@@ -202,8 +202,31 @@ fn classic(d: &DwarfInfo, h: TypeId, key: TypeId, elem: TypeId) -> Result<Classi
     }
     let ks = d.size_of(kslot).unwrap_or(0);
     let es = d.size_of(eslot).unwrap_or(0);
+    let slots = Slots {
+        key_base: keys.offset,
+        key_stride: ks,
+        elem_base: elems.offset,
+        elem_stride: es,
+        key_indirect: indirect(d, kslot, key),
+        elem_indirect: indirect(d, eslot, elem),
+    };
+    let overflow = off(d, bucket, &["overflow"])?;
+    classic_from(d, h, BucketPart { bucket_type: bname, bucket_size, tophash: tophash.offset, overflow, slots })
+}
+
+/// What differs between classic map types: the bucket.
+pub(crate) struct BucketPart {
+    pub bucket_type: String,
+    pub bucket_size: u64,
+    pub tophash: u64,
+    pub overflow: Off,
+    pub slots: Slots,
+}
+
+/// A classic layout: the header's fields from the header structure `h` (DWARF), the bucket's from `b`.
+pub(crate) fn classic_from(d: &DwarfInfo, h: TypeId, b: BucketPart) -> Result<ClassicLayout> {
     Ok(ClassicLayout {
-        header_size: d.size_of(h).ok_or_else(|| Error::Layout(format!("{hname} has no size")))?,
+        header_size: d.size_of(h).ok_or_else(|| Error::Layout(format!("{} has no size", d.name_of(h))))?,
         count: off(d, h, &["count"])?,
         flags: off(d, h, &["flags"])?,
         b: off(d, h, &["B"])?,
@@ -211,18 +234,11 @@ fn classic(d: &DwarfInfo, h: TypeId, key: TypeId, elem: TypeId) -> Result<Classi
         buckets: off(d, h, &["buckets"])?,
         oldbuckets: off(d, h, &["oldbuckets"])?,
         nevacuate: off(d, h, &["nevacuate"])?,
-        bucket_type: bname.clone(),
-        bucket_size,
-        tophash: tophash.offset,
-        overflow: off(d, bucket, &["overflow"])?,
-        slots: Slots {
-            key_base: keys.offset,
-            key_stride: ks,
-            elem_base: elems.offset,
-            elem_stride: es,
-            key_indirect: indirect(d, kslot, key),
-            elem_indirect: indirect(d, eslot, elem),
-        },
+        bucket_type: b.bucket_type,
+        bucket_size: b.bucket_size,
+        tophash: b.tophash,
+        overflow: b.overflow,
+        slots: b.slots,
     })
 }
 
@@ -285,8 +301,28 @@ fn swiss(d: &DwarfInfo, h: TypeId, key: TypeId, elem: TypeId) -> Result<SwissLay
             },
         )
     };
+    swiss_from(d, h, table, GroupPart { group_type: gname, group_size, ctrl, split, slots })
+}
+
+/// What differs between swiss map types: the group.
+pub(crate) struct GroupPart {
+    pub group_type: String,
+    pub group_size: u64,
+    pub ctrl: Off,
+    pub split: bool,
+    pub slots: Slots,
+}
+
+/// A swiss layout: the header's and table's fields from the structures `h` and `table` (DWARF), the
+/// group's from `g`.
+pub(crate) fn swiss_from(d: &DwarfInfo, h: TypeId, table: TypeId, g: GroupPart) -> Result<SwissLayout> {
+    let tname = d.name_of(table).to_string();
+    let groups = d.field(table, "groups").ok_or_else(|| missing("groups", &tname))?;
+    let gref = d.strip_typedefs(groups.ty);
+    let data = d.field(gref, "data").ok_or_else(|| missing("data", d.name_of(gref)))?;
+    let mask = off(d, gref, &["lengthMask"])?;
     Ok(SwissLayout {
-        header_size: d.size_of(h).ok_or_else(|| Error::Layout(format!("{hname} has no size")))?,
+        header_size: d.size_of(h).ok_or_else(|| Error::Layout(format!("{} has no size", d.name_of(h))))?,
         used: off(d, h, &["used"])?,
         dir_ptr: off(d, h, &["dirPtr"])?,
         dir_len: off(d, h, &["dirLen"])?,
@@ -301,15 +337,12 @@ fn swiss(d: &DwarfInfo, h: TypeId, key: TypeId, elem: TypeId) -> Result<SwissLay
         t_local_depth: off(d, table, &["localDepth"])?,
         t_index: off(d, table, &["index"])?,
         t_groups_data: Off { offset: groups.offset + data.offset, size: 8 },
-        t_groups_mask: {
-            let m = off(d, gref, &["lengthMask"])?;
-            Off { offset: groups.offset + m.offset, size: m.size }
-        },
-        group_type: gname,
-        group_size,
-        ctrl,
-        split,
-        slots,
+        t_groups_mask: Off { offset: groups.offset + mask.offset, size: mask.size },
+        group_type: g.group_type,
+        group_size: g.group_size,
+        ctrl: g.ctrl,
+        split: g.split,
+        slots: g.slots,
     })
 }
 

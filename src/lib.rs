@@ -19,6 +19,7 @@ pub mod layout;
 pub mod memory;
 pub mod report;
 pub mod rtype;
+pub mod rtmap;
 pub mod target;
 pub mod value;
 

@@ -66,7 +66,11 @@ impl Target {
         if let Some(m) = self.layouts.lock().ok().and_then(|l| l.get(&id).cloned()) {
             return Ok(m);
         }
-        let m = Arc::new(MapType::discover(&self.bin.dwarf, id)?);
+        let m = Arc::new(match crate::rtmap::descriptor(id) {
+            // A map type made at run time: its layout from the runtime type descriptor.
+            Some(rtype) => crate::rtmap::from_descriptor(self, rtype)?,
+            None => MapType::discover(&self.bin.dwarf, id)?,
+        });
         if let Ok(mut l) = self.layouts.lock() {
             l.insert(id, m.clone());
         }

@@ -142,12 +142,27 @@ pub fn census(t: &Target, opts: &Options) -> Result<Census> {
     if let Some(why) = &w.truncated {
         notes.push(format!("walk truncated: {why}"));
     }
+    if let Some(why) = w.unsafe_untyped() {
+        notes.push(format!("unsafe.Pointer values not followed: {why}"));
+    }
+    // Maps the heap proves that no root reached (typing.rs), after the walk: the walk's names win.
+    let unreached = if opts.holders_of.is_none() { w.unreached() } else { Vec::new() };
+    if !unreached.is_empty() {
+        notes.push(format!(
+            "{} maps (root \"other\") are reached from no root the census walks: held through memory it cannot type, or garbage not yet collected",
+            unreached.len()
+        ));
+    }
     let root_name = |i: u32| roots.get(i as usize).map(Root::display).unwrap_or_default();
     let root_of = |path: u32| w.paths.root(path).and_then(|i| roots.get(i as usize)).cloned();
     let mut maps = Vec::with_capacity(w.found.len());
     for f in &w.found {
         let Some(root) = root_of(f.path) else { continue };
         maps.push(Mapped { r: MapRef { name: w.paths.name(f.path, &root_name), addr: f.header, ty: f.ty }, root });
+    }
+    for (h, ty) in unreached {
+        let root = Root { kind: RootKind::Other, variable: String::new(), addr: 0, ty: 0 };
+        maps.push(Mapped { r: MapRef { name: format!("<unreached {h:#x}>"), addr: h, ty }, root });
     }
     let holders = w.holders.iter().filter_map(|&p| Some((w.paths.name(p, &root_name), root_of(p)?))).collect();
     let heap_in_use = index.as_ref().ok().map(|h| h.in_use_bytes());

@@ -19,6 +19,8 @@ pub enum Step {
     Assert(std::sync::Arc<str>),
     /// `[buffer i]`: the i-th value waiting in a channel's buffer.
     Buffer(u64),
+    /// `(*T)(...)`: an `unsafe.Pointer` read as a pointer to `T`, the type the heap records for its pointee.
+    Cast(std::sync::Arc<str>),
 }
 
 pub const NONE: u32 = u32::MAX;
@@ -85,6 +87,7 @@ impl Paths {
                     s.push(')');
                 }
                 Step::Buffer(i) => s.push_str(&format!("[buffer {i}]")),
+                Step::Cast(t) => s = format!("(*{t})({s})"),
             }
         }
         s
@@ -107,12 +110,15 @@ mod tests {
         let entry = p.push(m, Step::Entry(2));
         let iface = p.push(root, Step::Assert(Arc::from("main.mapHolder")));
         let chan = p.push(root, Step::Buffer(0));
+        let cast = p.push(root, Step::Cast(Arc::from("main.Blob")));
+        let cast_m = p.push(cast, Step::Field(Arc::from("m")));
         let name = |id| p.name(id, &|r| format!("root{r}"));
         assert_eq!(name(m), "root0.cache[3].m");
         assert_eq!(name(key), "root0.cache[3].m[\"k7\"]");
         assert_eq!(name(entry), "root0.cache[3].m[#2]");
         assert_eq!(name(iface), "root0.(main.mapHolder)");
         assert_eq!(name(chan), "root0[buffer 0]");
+        assert_eq!(name(cast_m), "(*main.Blob)(root0).m");
         assert_eq!(p.root(key), Some(0));
         assert_eq!(p.root(12345), None);
     }

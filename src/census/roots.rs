@@ -24,6 +24,8 @@ pub enum RootKind {
     Goroutine { goid: u64, function: String },
     /// A finalizer or cleanup special (`specials.rs`): the function it runs; root.kind "other".
     Special { function: String },
+    /// No root the walk follows: a map the heap proves but the typed walk did not reach.
+    Other,
 }
 
 /// A named place the walk starts from: `ty` stored at `addr`.
@@ -42,6 +44,7 @@ impl Root {
         match &self.kind {
             RootKind::Global | RootKind::Special { .. } => self.variable.clone(),
             RootKind::Goroutine { function, .. } => format!("{function}:{}", self.variable),
+            RootKind::Other => self.variable.clone(),
         }
     }
 }

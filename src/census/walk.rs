@@ -14,6 +14,9 @@ use crate::value::{direct_iface, go_kind, kind, Renderer, Style};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+#[path = "typing.rs"]
+mod typing;
+
 /// A heap object: its base and size, and where a visited bit for it can live (span, index).
 #[derive(Clone, Copy, Debug)]
 pub struct Obj {
@@ -34,6 +37,10 @@ pub trait HeapView {
     fn objects_in(&self, _span: usize) -> u64 {
         0
     }
+    /// Span `i` itself (for what the heap records about its objects' types).
+    fn span(&self, _i: usize) -> Option<crate::heap::Span> {
+        None
+    }
 }
 
 impl HeapView for crate::heap::HeapIndex {
@@ -46,6 +53,9 @@ impl HeapView for crate::heap::HeapIndex {
     }
     fn objects_in(&self, span: usize) -> u64 {
         crate::heap::HeapIndex::spans(self).get(span).map(|s| if s.large { 1 } else { s.nelems }).unwrap_or(0)
+    }
+    fn span(&self, i: usize) -> Option<crate::heap::Span> {
+        crate::heap::HeapIndex::spans(self).get(i).copied()
     }
 }
 
@@ -112,6 +122,8 @@ enum Shape {
     Slice { elem: TypeId, array: usize, cap: usize },
     Array { elem: Arc<Shape>, count: u64, stride: u64 },
     Struct(Vec<(Arc<str>, usize, Arc<Shape>)>),
+    /// An `unsafe.Pointer`, followed where the heap records its pointee's type (typing.rs).
+    Unsafe,
 }
 
 /// A map the walk reached, by the first (shortest) path.
@@ -151,6 +163,8 @@ pub struct Walker<'a> {
     /// Why the walk did not see everything, if it did not.
     pub truncated: Option<String>,
     pub objects_visited: u64,
+    /// What typing.rs keeps: the heap's own type records, descriptor names.
+    typing: typing::State,
 }
 
 impl<'a> Walker<'a> {
@@ -174,6 +188,7 @@ impl<'a> Walker<'a> {
             holders: Vec::new(),
             truncated: None,
             objects_visited: 0,
+            typing: Default::default(),
         }
     }
 
@@ -214,6 +229,9 @@ impl<'a> Walker<'a> {
     fn compile(&mut self, id: TypeId, depth: u32) -> Option<Shape> {
         if depth > MAX_SHAPE_DEPTH {
             return None;
+        }
+        if let Some(s) = self.typing_shape(id) {
+            return s;
         }
         let d = &self.t.bin.dwarf;
         let (k, kid) = go_kind(d, id);
@@ -320,6 +338,7 @@ impl<'a> Walker<'a> {
                 }
             }
             Shape::Iface { empty } => self.iface(word(b, 0), word(b, 8), *empty),
+            Shape::Unsafe => self.unsafe_pointer(word(b, 0)),
             Shape::Slice { elem, array, cap } => {
                 let (p, c) = (word(b, *array), word(b, *cap));
                 if p != 0 && c != 0 {
@@ -354,7 +373,10 @@ impl<'a> Walker<'a> {
         let (name, ty) = match self.rtypes.get(&rtype) {
             Some(x) => x.clone(),
             None => {
-                let (n, ty) = self.t.runtime_type(rtype);
+                let (n, ty) = match self.t.runtime_type(rtype) {
+                    (n, Some(ty)) => (n, Some(ty)),
+                    (n, None) => self.runtime_made(rtype).map_or((n, None), |(n, ty)| (n, Some(ty))),
+                };
                 let v = (Arc::<str>::from(n.as_str()), ty);
                 self.rtypes.insert(rtype, v.clone());
                 v
@@ -362,7 +384,7 @@ impl<'a> Walker<'a> {
         };
         let Some(ty) = ty else { return };
         self.with_step(Step::Assert(name), |w| {
-            if direct_iface(&w.t.bin.dwarf, ty, 0) {
+            if typing::direct_runtime_made(ty) || direct_iface(&w.t.bin.dwarf, ty, 0) {
                 if let Some(s) = w.shape(ty) {
                     w.scan(&data.to_le_bytes(), &s);
                 }

@@ -149,6 +149,7 @@ pub fn root_json(root: &Root) -> Value {
         RootKind::Global => json!({"kind": "global", "variable": root.variable, "function": null, "goroutine": null}),
         RootKind::Goroutine { goid, function } => json!({"kind": "goroutine", "variable": root.variable, "function": function, "goroutine": goid}),
         RootKind::Special { function } => json!({"kind": "other", "variable": root.variable, "function": function, "goroutine": null}),
+        RootKind::Other => json!({"kind": "other", "variable": null, "function": null, "goroutine": null}),
     }
 }
 
@@ -158,6 +159,7 @@ pub fn root_text(root: Option<&Root>) -> String {
         None | Some(RootKind::Global) => "global".into(),
         Some(RootKind::Goroutine { goid, .. }) => format!("g{goid}"),
         Some(RootKind::Special { .. }) => "other".into(),
+        Some(RootKind::Other) => "other".into(),
     }
 }
 

@@ -46,8 +46,7 @@ pub(crate) struct EntryWriter<'a, 'r> {
 impl<'a, 'r> EntryWriter<'a, 'r> {
     /// The rendering plans of the key and element types are looked up once here, not per entry.
     pub(crate) fn new(r: &'a Renderer<'r>, out: Vec<u8>, sink: Option<&'a mut dyn Write>, key: TypeId, elem: TypeId, limit: u64) -> Self {
-        let d = &r.t.bin.dwarf;
-        let (key, elem) = (r.t.plans.get(d, key), r.t.plans.get(d, elem));
+        let (key, elem) = (crate::rtmap::plan(r.t, key), crate::rtmap::plan(r.t, elem));
         EntryWriter { r, out, sink, key, elem, limit, n: 0, more: false, io_error: None, nested: false, progress: None }
     }
 

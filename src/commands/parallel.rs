@@ -239,8 +239,7 @@ pub struct Walked {
 /// rendered by `workers` threads; `rend` is the caller's renderer, which receives the counts of the
 /// workers' renderers and is the template for them (style, depth, string limit).
 pub fn walk_json(t: &Target, m: &MapType, addr: u64, rend: &Renderer<'_>, limit: u64, p: Plan, sink: &mut dyn Write, progress: Option<Bar>) -> Result<Walked> {
-    let d = &t.bin.dwarf;
-    let (key, elem): (Arc<ValuePlan>, Arc<ValuePlan>) = (t.plans.get(d, m.key), t.plans.get(d, m.elem));
+    let (key, elem): (Arc<ValuePlan>, Arc<ValuePlan>) = (crate::rtmap::plan(t, m.key), crate::rtmap::plan(t, m.elem));
     let (ks, es) = (m.key_size as usize, m.elem_size as usize);
     let (jtx, jrx) = sync_channel::<Job>(QUEUE);
     let jrx = Mutex::new(jrx);

@@ -11,6 +11,7 @@ pub mod account;
 pub mod arena;
 pub mod classes;
 pub mod fuzz;
+pub mod types;
 
 pub use classes::AllocRules;
 
