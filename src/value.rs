@@ -630,10 +630,19 @@ impl<'t> Renderer<'t> {
         fn rec(v: &[u8], size: usize, i: usize) -> &[u8] {
             v.get(i * size..(i + 1) * size).unwrap_or(&[])
         }
+        let (mut kslots, mut eslots) = (Vec::new(), Vec::new());
+        string_slots(key, 0, &mut kslots, 0);
+        string_slots(elem, 0, &mut eslots, 0);
         for i in 0..count {
             g.starts.push(g.recs.len() as u32);
-            collect_strings(&mut g.recs, key, rec(keys, ks, i), limit, 0);
-            collect_strings(&mut g.recs, elem, rec(elems, es, i), limit, 0);
+            for (slots, b) in [(&kslots, rec(keys, ks, i)), (&eslots, rec(elems, es, i))] {
+                for &(ptr, len) in slots.iter() {
+                    let n = le_uint(b, len, 8);
+                    if n != 0 && n <= limit {
+                        g.recs.push(GRec { p: le_uint(b, ptr, 8), n: n as u32, off: u32::MAX });
+                    }
+                }
+            }
         }
         g.starts.push(g.recs.len() as u32);
         if g.recs.is_empty() {
@@ -692,7 +701,7 @@ impl<'t> Renderer<'t> {
             }
             let dst = g.arena.get_mut(r.off as usize..r.off as usize + r.n as usize);
             match (self.t.mem.view(r.p, r.n as usize), dst) {
-                (Some(v), Some(d)) => d.copy_from_slice(v),
+                (Some(v), Some(d)) => copy_short(d, v),
                 // Read when rendered instead (and reported there if unreadable).
                 _ => failed.push(r.off),
             }
@@ -1103,25 +1112,36 @@ fn string_bytes(out: &mut Vec<u8>, bytes: &[u8], json: bool) {
     }
 }
 
-/// The strings rendering `p` over `b` will read, in the order it reads them (see `Renderer::plan`):
-/// non-empty strings of at most `limit` bytes.
-fn collect_strings(recs: &mut Vec<GRec>, p: &Plan, b: &[u8], limit: u64, depth: u32) {
+/// `d.copy_from_slice(s)` (same lengths) without a `memcpy` call for the short strings most keys
+/// and names are: two overlapping fixed-size copies.
+#[inline]
+fn copy_short(d: &mut [u8], s: &[u8]) {
+    let n = d.len().min(s.len());
+    if (8..=16).contains(&n) {
+        d[..8].copy_from_slice(&s[..8]);
+        d[n - 8..n].copy_from_slice(&s[n - 8..n]);
+    } else if (4..8).contains(&n) {
+        d[..4].copy_from_slice(&s[..4]);
+        d[n - 4..n].copy_from_slice(&s[n - 4..n]);
+    } else {
+        d[..n].copy_from_slice(&s[..n]);
+    }
+}
+
+/// Where the strings are that rendering `p` reads, in the order it reads them (see `Renderer::plan`):
+/// (pointer offset, length offset) of a string, of the string fields of a struct (recursively) and
+/// of the strings of a short array, from `base`.
+fn string_slots(p: &Plan, base: usize, out: &mut Vec<(usize, usize)>, depth: u32) {
     match p {
-        Plan::Str { ptr, len } => {
-            let n = le_uint(b, *len, 8);
-            if n != 0 && n <= limit {
-                recs.push(GRec { p: le_uint(b, *ptr, 8), n: n as u32, off: u32::MAX });
-            }
-        }
+        Plan::Str { ptr, len } => out.push((base.saturating_add(*ptr), base.saturating_add(*len))),
         Plan::Struct(fields) if depth < MAX_DEPTH => {
             for (_, off, f) in fields {
-                collect_strings(recs, f, b.get(*off..).unwrap_or(&[]), limit, depth + 1);
+                string_slots(f, base.saturating_add(*off), out, depth + 1);
             }
         }
         Plan::Array { elem, count, stride } if depth < MAX_DEPTH && *count <= GATHER_MAX_ARRAY && matches!(**elem, Plan::Str { .. } | Plan::Struct(_)) => {
             for i in 0..*count {
-                let at = i.saturating_mul(*stride) as usize;
-                collect_strings(recs, elem, b.get(at..at.saturating_add(*stride as usize)).unwrap_or(&[]), limit, depth + 1);
+                string_slots(elem, base.saturating_add((i.saturating_mul(*stride)) as usize), out, depth + 1);
             }
         }
         _ => {}
