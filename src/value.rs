@@ -369,6 +369,40 @@ pub struct Renderer<'t> {
     /// Values shown with an `elided` / `cycle` / `shared` marker or a cut string.
     pub elided: std::cell::Cell<u64>,
     walk: std::cell::RefCell<Walk>,
+    /// String bytes of a batch of entries read ahead in address order ([`Renderer::gather`]).
+    gathered: std::cell::RefCell<Gathered>,
+}
+
+/// The most bytes of one string a gathering pass copies (longer ones are read when rendered).
+const GATHER_MAX_STRING: u64 = 4096;
+/// The most string bytes one gathering pass holds: a batch beyond it reads the rest when rendered.
+const GATHER_MAX_BYTES: usize = 16 << 20;
+/// Strings of a struct array gathered ahead (longer arrays are read when rendered).
+const GATHER_MAX_ARRAY: u64 = 16;
+
+/// One string of a gathered batch: where it is, and where its bytes are in the arena.
+#[derive(Clone, Copy)]
+struct GRec {
+    p: u64,
+    n: u32,
+    /// Offset in the arena, or `u32::MAX` when the bytes were not copied (unreadable, over a limit).
+    off: u32,
+}
+
+/// The strings of a batch of entries, in the order their rendering asks for them, and their bytes
+/// copied in address order. A map's strings sit all over the heap in hash order: read one by one,
+/// each is a TLB and cache miss; read sorted by address, neighbours share pages and lines.
+#[derive(Default)]
+pub struct Gathered {
+    recs: Vec<GRec>,
+    /// `recs` in address order (kept for its memory).
+    sorted: Vec<GRec>,
+    arena: Vec<u8>,
+    /// Index of the first string of each entry (and one past the last entry's).
+    starts: Vec<u32>,
+    /// The strings of the entry being rendered: `cur..end` of `recs`.
+    cur: usize,
+    end: usize,
 }
 
 impl<'t> Renderer<'t> {
@@ -383,6 +417,7 @@ impl<'t> Renderer<'t> {
             first_error: Default::default(),
             elided: Default::default(),
             walk: Default::default(),
+            gathered: Default::default(),
         }
     }
 
@@ -577,6 +612,130 @@ impl<'t> Renderer<'t> {
         }
     }
 
+    /// The gathering pass over a batch of `count` entries (fixed-size key and element records):
+    /// lists the strings each entry's rendering will read (a string key or value, the string fields
+    /// of a struct, recursively, and of short arrays), then copies their bytes in address order.
+    /// [`Renderer::gathered_entry`] then points the renderer at entry `i`'s strings. The output is
+    /// the same with or without it: a string is taken from the gathered bytes only when its address
+    /// and length are the ones rendering asks for, and is read from memory otherwise.
+    pub fn gather(&self, key: &Plan, elem: &Plan, keys: &[u8], ks: usize, elems: &[u8], es: usize, count: usize) {
+        let mut g = self.gathered.borrow_mut();
+        let g = &mut *g;
+        g.recs.clear();
+        g.arena.clear();
+        g.starts.clear();
+        g.cur = 0;
+        g.end = 0;
+        let limit = self.max_string.min(GATHER_MAX_STRING);
+        fn rec(v: &[u8], size: usize, i: usize) -> &[u8] {
+            v.get(i * size..(i + 1) * size).unwrap_or(&[])
+        }
+        let (mut kslots, mut eslots) = (Vec::new(), Vec::new());
+        string_slots(key, 0, &mut kslots, 0);
+        string_slots(elem, 0, &mut eslots, 0);
+        for i in 0..count {
+            g.starts.push(g.recs.len() as u32);
+            for (slots, b) in [(&kslots, rec(keys, ks, i)), (&eslots, rec(elems, es, i))] {
+                for &(ptr, len) in slots.iter() {
+                    let n = le_uint(b, len, 8);
+                    if n != 0 && n <= limit {
+                        g.recs.push(GRec { p: le_uint(b, ptr, 8), n: n as u32, off: u32::MAX });
+                    }
+                }
+            }
+        }
+        g.starts.push(g.recs.len() as u32);
+        if g.recs.is_empty() {
+            return;
+        }
+        // Each string's place in the arena is in rendering order, so that rendering reads the arena
+        // front to back; the copies below write it in address order (writes do not stall).
+        let mut total = 0usize;
+        for r in g.recs.iter_mut() {
+            if total + r.n as usize <= GATHER_MAX_BYTES {
+                r.off = total as u32;
+                total += r.n as usize;
+            }
+        }
+        g.arena.resize(total, 0);
+        // Counting sort of the strings by page (coarser when they span more pages than there are
+        // strings): two linear passes, then the copies walk memory upwards.
+        let (lo, hi) = g.recs.iter().fold((u64::MAX, 0u64), |(lo, hi), r| (lo.min(r.p), hi.max(r.p)));
+        let n = g.recs.len();
+        let mut shift = 12u32;
+        while shift < 63 && ((hi - lo) >> shift) as usize > n.max(1 << 12) {
+            shift += 1;
+        }
+        let buckets = ((hi - lo) >> shift) as usize + 2;
+        let mut first = vec![0u32; buckets];
+        for r in &g.recs {
+            first[((r.p - lo) >> shift) as usize + 1] += 1;
+        }
+        for b in 1..buckets {
+            first[b] += first[b - 1];
+        }
+        // The records themselves are moved into address order (a permutation of indexes would
+        // make the copy loop below read `recs` at random, a miss per string on a big batch).
+        let mut sorted = std::mem::take(&mut g.sorted);
+        sorted.clear();
+        sorted.resize(n, GRec { p: 0, n: 0, off: u32::MAX });
+        for r in &g.recs {
+            let b = ((r.p - lo) >> shift) as usize;
+            if let Some(slot) = sorted.get_mut(first[b] as usize) {
+                *slot = *r;
+            }
+            first[b] += 1;
+        }
+        drop(first);
+        const AHEAD: usize = 8;
+        let mut failed: Vec<u32> = Vec::new();
+        for j in 0..n {
+            if let Some(a) = sorted.get(j + AHEAD) {
+                if let Some(v) = self.t.mem.view(a.p, 1) {
+                    prefetch_read(v.as_ptr());
+                }
+            }
+            let r = sorted[j];
+            if r.off == u32::MAX {
+                continue;
+            }
+            let dst = g.arena.get_mut(r.off as usize..r.off as usize + r.n as usize);
+            match (self.t.mem.view(r.p, r.n as usize), dst) {
+                (Some(v), Some(d)) => copy_short(d, v),
+                // Read when rendered instead (and reported there if unreadable).
+                _ => failed.push(r.off),
+            }
+        }
+        g.sorted = sorted;
+        if !failed.is_empty() {
+            // Arena offsets are unique (every gathered string has at least one byte).
+            failed.sort_unstable();
+            for r in g.recs.iter_mut() {
+                if failed.binary_search(&r.off).is_ok() {
+                    r.off = u32::MAX;
+                }
+            }
+        }
+    }
+
+    /// Renders entry `i` of the gathered batch next (its strings from the gathered bytes).
+    pub fn gathered_entry(&self, i: usize) {
+        let mut g = self.gathered.borrow_mut();
+        let (cur, end) = match (g.starts.get(i), g.starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => (a as usize, b as usize),
+            _ => (0, 0),
+        };
+        g.cur = cur;
+        g.end = end;
+    }
+
+    /// Forgets the gathered batch (its memory stays for the next one).
+    pub fn gathered_done(&self) {
+        let mut g = self.gathered.borrow_mut();
+        g.cur = 0;
+        g.end = 0;
+    }
+
     fn plan(&self, out: &mut Vec<u8>, p: &Plan, b: &[u8], depth: u32) {
         let json = self.style == Style::Json;
         match p {
@@ -707,21 +866,24 @@ impl<'t> Renderer<'t> {
                 out.extend_from_slice(b",\"prefix\":");
             }
         }
+        if !cut {
+            let mut g = self.gathered.borrow_mut();
+            if g.cur < g.end {
+                if let Some(r) = g.recs.get(g.cur).copied() {
+                    if r.p == p && u64::from(r.n) == n {
+                        g.cur += 1;
+                        if let Some(bytes) = g.arena.get(r.off as usize..r.off as usize + r.n as usize) {
+                            return string_bytes(out, bytes, json);
+                        }
+                    }
+                }
+            }
+        }
         match self.t.mem.bytes(p, shown as usize) {
             Ok(bytes) => {
                 // A cut may split a UTF-8 sequence: keep the prefix up to the last whole character.
                 let bytes: &[u8] = if cut { valid_prefix(&bytes) } else { &bytes };
-                match std::str::from_utf8(bytes) {
-                    Ok(s) => json_str(out, s),
-                    Err(_) if json => {
-                        out.extend_from_slice(b"{\"bytes\":\"");
-                        for &c in bytes.iter() {
-                            out.extend_from_slice(&HEX[c as usize]);
-                        }
-                        out.extend_from_slice(b"\"}");
-                    }
-                    Err(_) => go_quote_bytes(out, bytes),
-                }
+                string_bytes(out, bytes, json);
             }
             Err(e) => self.error(out, format!("string of {n} bytes at {p:#x}: {e}")),
         }
@@ -934,6 +1096,58 @@ impl<'t> Renderer<'t> {
 
 /// Whether the runtime stores a value of this type directly in an interface's data word
 /// (pointer-shaped types), as the compiler decides it.
+/// A string's bytes as a JSON string, or (not UTF-8) as `{"bytes":"hex"}` in JSON and Go-quoted in text.
+#[inline]
+fn string_bytes(out: &mut Vec<u8>, bytes: &[u8], json: bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => json_str(out, s),
+        Err(_) if json => {
+            out.extend_from_slice(b"{\"bytes\":\"");
+            for &c in bytes.iter() {
+                out.extend_from_slice(&HEX[c as usize]);
+            }
+            out.extend_from_slice(b"\"}");
+        }
+        Err(_) => go_quote_bytes(out, bytes),
+    }
+}
+
+/// `d.copy_from_slice(s)` (same lengths) without a `memcpy` call for the short strings most keys
+/// and names are: two overlapping fixed-size copies.
+#[inline]
+fn copy_short(d: &mut [u8], s: &[u8]) {
+    let n = d.len().min(s.len());
+    if (8..=16).contains(&n) {
+        d[..8].copy_from_slice(&s[..8]);
+        d[n - 8..n].copy_from_slice(&s[n - 8..n]);
+    } else if (4..8).contains(&n) {
+        d[..4].copy_from_slice(&s[..4]);
+        d[n - 4..n].copy_from_slice(&s[n - 4..n]);
+    } else {
+        d[..n].copy_from_slice(&s[..n]);
+    }
+}
+
+/// Where the strings are that rendering `p` reads, in the order it reads them (see `Renderer::plan`):
+/// (pointer offset, length offset) of a string, of the string fields of a struct (recursively) and
+/// of the strings of a short array, from `base`.
+fn string_slots(p: &Plan, base: usize, out: &mut Vec<(usize, usize)>, depth: u32) {
+    match p {
+        Plan::Str { ptr, len } => out.push((base.saturating_add(*ptr), base.saturating_add(*len))),
+        Plan::Struct(fields) if depth < MAX_DEPTH => {
+            for (_, off, f) in fields {
+                string_slots(f, base.saturating_add(*off), out, depth + 1);
+            }
+        }
+        Plan::Array { elem, count, stride } if depth < MAX_DEPTH && *count <= GATHER_MAX_ARRAY && matches!(**elem, Plan::Str { .. } | Plan::Struct(_)) => {
+            for i in 0..*count {
+                string_slots(elem, base.saturating_add((i.saturating_mul(*stride)) as usize), out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
 pub(crate) fn direct_iface(d: &DwarfInfo, id: TypeId, depth: u32) -> bool {
     if depth > 8 {
         return false;

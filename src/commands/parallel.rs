@@ -3,13 +3,20 @@
 //! [`Renderer`]; the calling thread writes the rendered batches in walk order. The output is
 //! byte-for-byte what the one-thread path prints (the same walk order, the same rendering of each
 //! entry, which depends on nothing but that entry), and memory stays bounded: at most
-//! `QUEUE + workers` batches are in flight.
+//! `QUEUE + workers + 1` batches are in flight, and their buffers are reused.
 //!
 //! Only for a core or an executable image (a live target re-reads each region after its entries are
 //! rendered, which deferred rendering would defeat) and for maps of at least [`MIN_LEN`] entries.
 //! `GOMAP_THREADS=1` turns it off (benchmarks compare both); `GOMAP_THREADS=N` (N >= 2) forces N
 //! workers on every map, in batches of [`TEST_BATCH`] entries, so that the tests' small fixture maps
 //! cross many batch boundaries.
+//!
+//! Before rendering a batch, a worker gathers its strings (`Renderer::gather`): it lists every
+//! string the batch's entries will print, copies their bytes in address order into one buffer laid
+//! out in rendering order, and rendering then reads that buffer front to back. A string map's
+//! strings sit all over the heap in hash order; read one entry at a time each is a cache and TLB
+//! miss that prefetching only partly hides. `GOMAP_GATHER=0` renders with prefetching instead, and
+//! `GOMAP_BATCH=N` sets the entries per batch (benchmarks compare them).
 
 use super::{entries_done, json_entry};
 use crate::decode::{self, Health, Visitor};
@@ -23,11 +30,13 @@ use std::io::Write;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
-/// Entries per batch: big enough that handing one over costs nothing per entry, small enough that
-/// the batches in flight stay a few MiB.
-const BATCH: usize = 4096;
-/// Batches waiting for a worker before the walk waits.
-const QUEUE: usize = 4;
+/// Entries per batch: big enough that handing one over costs nothing per entry and that the
+/// batch's strings, read in address order, share pages (1M string->struct entries on the bench
+/// core: 4096 -> 16384 halved the time spent reading them), small enough that the batches in
+/// flight stay a few MiB (65536: over 100 MB of RSS).
+const BATCH: usize = 16384;
+/// Batches of [`BATCH`] entries waiting for a worker before the walk waits (more when smaller).
+const QUEUE: usize = 1;
 /// Smaller maps are rendered on the calling thread: starting threads would cost more than it saves.
 pub const MIN_LEN: u64 = 1 << 16;
 /// Entries per batch when GOMAP_THREADS forces the parallel path.
@@ -40,6 +49,8 @@ const PREFETCH_AHEAD: usize = 16;
 pub struct Plan {
     workers: usize,
     batch: usize,
+    /// Read each batch's strings in address order before rendering it (`GOMAP_GATHER=0`: no).
+    gather: bool,
 }
 
 /// The parallel plan for a map of `len` entries on `t`, or None for the one-thread path.
@@ -47,11 +58,13 @@ pub fn plan(t: &Target, len: u64) -> Option<Plan> {
     if t.mem.is_live() {
         return None;
     }
+    let gather = std::env::var("GOMAP_GATHER").map_or(true, |v| v != "0");
+    let batch = std::env::var("GOMAP_BATCH").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&b| b > 0);
     match std::env::var("GOMAP_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
-        Some(n) => (n >= 2).then(|| Plan { workers: n.min(8), batch: TEST_BATCH }),
+        Some(n) => (n >= 2).then(|| Plan { workers: n.min(8), batch: batch.unwrap_or(TEST_BATCH), gather }),
         None => {
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            (cores >= 2 && len >= MIN_LEN).then(|| Plan { workers: cores.min(8), batch: BATCH })
+            (cores >= 2 && len >= MIN_LEN).then(|| Plan { workers: cores.min(8), batch: batch.unwrap_or(BATCH), gather })
         }
     }
 }
@@ -70,6 +83,9 @@ struct Job {
 struct Done {
     seq: u64,
     out: Vec<u8>,
+    /// The job's buffers, for the next job (fresh buffers of a big batch cost page faults).
+    keys: Vec<u8>,
+    elems: Vec<u8>,
     errors: u64,
     elided: u64,
     first_error: Option<String>,
@@ -98,11 +114,22 @@ struct Batcher<'a> {
     first_error: Option<String>,
     /// The entries bar of `show --limit 0` on a large map (stderr on a terminal only).
     progress: Option<Bar>,
+    /// Buffers of finished jobs, and written output buffers (shared with the workers), for reuse.
+    free_jobs: Vec<(Vec<u8>, Vec<u8>)>,
+    free_out: &'a Mutex<Vec<Vec<u8>>>,
 }
 
 impl Batcher<'_> {
-    fn new_job(&self, seq: u64) -> Job {
-        Job { seq, first: self.n, keys: Vec::with_capacity(self.batch * self.ks), elems: Vec::with_capacity(self.batch * self.es), count: 0 }
+    fn new_job(&mut self, seq: u64) -> Job {
+        let (keys, elems) = match self.free_jobs.pop() {
+            Some((mut k, mut e)) => {
+                k.clear();
+                e.clear();
+                (k, e)
+            }
+            None => (Vec::with_capacity(self.batch * self.ks), Vec::with_capacity(self.batch * self.es)),
+        };
+        Job { seq, first: self.n, keys, elems, count: 0 }
     }
 
     fn send(&mut self) {
@@ -122,9 +149,10 @@ impl Batcher<'_> {
     }
 
     /// A finished batch: written now if it is the next one, kept until then otherwise.
-    fn take(&mut self, d: Done) {
+    fn take(&mut self, mut d: Done) {
+        self.free_jobs.push((std::mem::take(&mut d.keys), std::mem::take(&mut d.elems)));
         self.early.insert(d.seq, d);
-        while let Some(d) = self.early.remove(&self.next) {
+        while let Some(mut d) = self.early.remove(&self.next) {
             self.next += 1;
             self.errors += d.errors;
             self.elided += d.elided;
@@ -135,6 +163,10 @@ impl Batcher<'_> {
                 if let Err(e) = self.sink.write_all(&d.out) {
                     self.io_error = Some(e);
                 }
+            }
+            d.out.clear();
+            if let Ok(mut f) = self.free_out.lock() {
+                f.push(std::mem::take(&mut d.out));
             }
         }
     }
@@ -185,8 +217,18 @@ fn at(v: &[u8], size: usize, i: usize) -> &[u8] {
     v.get(i * size..(i + 1) * size).unwrap_or(&[])
 }
 
-fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, j: &Job) -> Vec<u8> {
-    let mut out = Vec::with_capacity(j.count * (ks + es) * 2);
+fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, j: &Job, gather: bool, mut out: Vec<u8>) -> Vec<u8> {
+    out.reserve(j.count * (ks + es) * 2);
+    if gather {
+        // The batch's string bytes first, read in address order; then the entries in walk order.
+        r.gather(key, elem, &j.keys, ks, &j.elems, es, j.count);
+        for i in 0..j.count {
+            r.gathered_entry(i);
+            json_entry(r, &mut out, key, elem, at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+        }
+        r.gathered_done();
+        return out;
+    }
     for i in 0..j.count.min(PREFETCH_AHEAD) {
         r.prefetch(key, at(&j.keys, ks, i));
         r.prefetch(elem, at(&j.elems, es, i));
@@ -203,7 +245,8 @@ fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: us
     out
 }
 
-fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, jobs: &Mutex<Receiver<Job>>, done: Sender<Done>) {
+#[allow(clippy::too_many_arguments)]
+fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, jobs: &Mutex<Receiver<Job>>, done: Sender<Done>, gather: bool, free_out: &Mutex<Vec<Vec<u8>>>) {
     decode::no_interrupt_hook_on_this_thread();
     loop {
         let job = match jobs.lock() {
@@ -213,10 +256,13 @@ fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: us
             },
             Err(_) => return,
         };
-        let out = render(r, key, elem, ks, es, &job);
+        let buf = free_out.lock().ok().and_then(|mut f| f.pop()).unwrap_or_default();
+        let out = render(r, key, elem, ks, es, &job, gather, buf);
         let d = Done {
             seq: job.seq,
             out,
+            keys: job.keys,
+            elems: job.elems,
             errors: r.errors.replace(0),
             elided: r.elided.replace(0),
             first_error: r.first_error.borrow_mut().take(),
@@ -241,13 +287,14 @@ pub struct Walked {
 pub fn walk_json(t: &Target, m: &MapType, addr: u64, rend: &Renderer<'_>, limit: u64, p: Plan, sink: &mut dyn Write, progress: Option<Bar>) -> Result<Walked> {
     let (key, elem): (Arc<ValuePlan>, Arc<ValuePlan>) = (crate::rtmap::plan(t, m.key), crate::rtmap::plan(t, m.elem));
     let (ks, es) = (m.key_size as usize, m.elem_size as usize);
-    let (jtx, jrx) = sync_channel::<Job>(QUEUE);
+    let (jtx, jrx) = sync_channel::<Job>((QUEUE * BATCH / p.batch.max(1)).clamp(1, 4));
     let jrx = Mutex::new(jrx);
     let (dtx, drx) = channel::<Done>();
+    let free_out = Mutex::new(Vec::new());
     std::thread::scope(|sc| {
         for _ in 0..p.workers {
-            let (r, dtx, jrx, key, elem) = (rend.like(), dtx.clone(), &jrx, &key, &elem);
-            sc.spawn(move || worker(&r, key, elem, ks, es, jrx, dtx));
+            let (r, dtx, jrx, key, elem, free_out) = (rend.like(), dtx.clone(), &jrx, &key, &elem, &free_out);
+            sc.spawn(move || worker(&r, key, elem, ks, es, jrx, dtx, p.gather, free_out));
         }
         drop(dtx);
         let mut b = Batcher {
@@ -269,6 +316,8 @@ pub fn walk_json(t: &Target, m: &MapType, addr: u64, rend: &Renderer<'_>, limit:
             elided: 0,
             first_error: None,
             progress,
+            free_jobs: Vec::new(),
+            free_out: &free_out,
         };
         let walked = decode::walk_map(t, m, addr, &mut b);
         b.finish();
