@@ -445,6 +445,28 @@ class GomapHelp:
         result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
 
 
+_STREAM_CHUNK = 1 << 18
+
+
+def _emit(debugger, result, text):
+    """A command's output. LLDB 17+ prints a result only when the command ends and takes no Ctrl-C
+    while doing so, and turns Ctrl-C into an interrupt request rather than a Python signal: a long
+    output (a 1M-entry dump is tens of MB) is therefore written straight to the debugger's output in
+    chunks, and Ctrl-C between two chunks stops it like Ctrl-C during the decoding."""
+    out_file = debugger.GetOutputFile() if hasattr(debugger, "InterruptRequested") else None
+    if len(text) <= _STREAM_CHUNK or out_file is None or not out_file.IsValid():
+        result.AppendMessage(text)
+        return
+    result.SetImmediateOutputFile(out_file)
+    interp = debugger.GetCommandInterpreter()
+    for at in range(0, len(text), _STREAM_CHUNK):
+        if debugger.InterruptRequested() or interp.WasInterrupted():
+            result.Print("\n")
+            raise KeyboardInterrupt
+        result.Print(text[at:at + _STREAM_CHUNK])
+    result.Print("\n")
+
+
 def _run_command(sub, command, exe_ctx, result, debugger, argv=None):
     """Runs `gomap SUB`: `command` is the raw line (classic commands), or `argv` the arguments
     LLDB already parsed (parsed commands, LLDB 18+)."""
@@ -459,7 +481,7 @@ def _run_command(sub, command, exe_ctx, result, debugger, argv=None):
             return
         status, out = LAYER.run([sub] + (_split(command) if argv is None else argv))
         if out:
-            result.AppendMessage(out.rstrip("\n"))
+            _emit(debugger, result, out.rstrip("\n"))
         result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
         try:  # formatters for a target loaded after the import; typed map variables
             _prepare_target(debugger)

@@ -292,6 +292,10 @@ def _tail(path: str, n: int = 2000) -> str:
         return ""
 
 
+# The LLDB the tests drive: $GOMAP_LLDB, else the lldb-19 scripts/toolchains.sh installs, else an older one.
+LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb-19") or shutil.which("lldb-16") or shutil.which("lldb")
+
+
 def interrupt_when_started(argv: List[str], marker: str = "start", delay: float = 0.3,
                            timeout: float = 120) -> Tuple[str, int]:
     """Runs a debugger in batch mode, sends it SIGINT (Ctrl-C) `delay` seconds after it printed the

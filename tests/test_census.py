@@ -20,7 +20,7 @@ import fixturelib as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GDB = os.environ.get("GOMAP_GDB") or shutil.which("gdb")
-LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb") or shutil.which("lldb-16")
+LLDB = F.LLDB
 
 # Every map the fixture writes a truth record for (fixtures/census/main.go).
 MAP_IDS = ["global", "any", "named_interface", "slice_struct_field", "outer", "map_value", "pointers", "closure",

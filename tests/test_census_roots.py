@@ -194,7 +194,7 @@ def test_gdb_attached_live_walks_running_goroutine(tag):
                 check_map(rows, truth["maps"][mid], "%s %s (gdb live, %s)" % (tag, mid, "direct" if k == "0" else "through gdb"))
 
 
-LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb") or shutil.which("lldb-16")
+LLDB = F.LLDB
 
 
 @pytest.mark.parametrize("tag", DEBUGGER_TAGS)

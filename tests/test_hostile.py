@@ -26,7 +26,7 @@ import fixturelib as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
 GDB = os.environ.get("GOMAP_GDB") or shutil.which("gdb") or "gdb"
-LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb-19") or shutil.which("lldb-16") or shutil.which("lldb")
+LLDB = F.LLDB
 GDB_SOURCE = os.path.join(REPO, "python", "gomap.py")
 LLDB_PLUGIN = os.path.join(REPO, "python", "gomap_lldb.py")
 

@@ -24,7 +24,7 @@ import fixturelib as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
 GDB = shutil.which("gdb")
-LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb-19") or shutil.which("lldb-16") or shutil.which("lldb")
+LLDB = F.LLDB
 FRONT_ENDS = ("gomap.py", "gomap_common.py", "gomap_lldb.py")
 
 

@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
 PLUGIN = os.path.join(REPO, "python", "gomap_lldb.py")
 # GOMAP_LLDB picks one; else the newest installed (python3-lldb-N pairs with lldb-N).
-LLDB = os.environ.get("GOMAP_LLDB") or shutil.which("lldb-19") or shutil.which("lldb-16") or shutil.which("lldb")
+LLDB = F.LLDB
 NOISE = ("warning: This version of LLDB has no plugin for the language",)
 
 
