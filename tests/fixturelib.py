@@ -401,6 +401,7 @@ def program(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, s
     d = os.path.join(CACHE, "programs", name, _program_hash(name, row, flags, env), row["tag"])
     binary = os.path.join(d, name)
     out = {"tag": row["tag"], "row": row, "dir": d, "binary": binary, "build_log": os.path.join(d, "build.log")}
+    _mark_used(os.path.dirname(d))
     if os.path.exists(binary):
         return out
     with _Lock(d + ".lock"):
@@ -417,7 +418,36 @@ def program(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, s
         if p.returncode != 0:
             raise FixturesMissing("building fixtures/%s with %s failed:\n%s" % (name, row["go"], p.stdout[-4000:]))
         os.rename(binary + ".tmp", binary)
+    _prune_stale(os.path.dirname(os.path.dirname(d)), keep=os.path.dirname(d))
     return out
+
+
+# A build of a fixture program (with its cores) nothing has used for this long is removed when a newer
+# build of the same program is made: every edit of a fixture's source makes a new hash directory.
+STALE_DAYS = 3
+
+
+def _mark_used(path: str) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _prune_stale(parent: str, keep: str) -> None:
+    cutoff = time.time() - STALE_DAYS * 86400
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    for e in entries:
+        path = os.path.join(parent, e)
+        try:
+            if path == keep or not os.path.isdir(path) or os.stat(path).st_mtime >= cutoff:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def program_core(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, str]] = None,
