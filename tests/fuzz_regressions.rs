@@ -82,3 +82,22 @@ fn heap_regressions() {
         gomap::heap::fuzz::one(&std::fs::read(&f).unwrap());
     }
 }
+
+#[test]
+fn frames_regressions() {
+    let files = inputs("frames");
+    if files.is_empty() {
+        return;
+    }
+    let bin = match gomap::binary::Binary::open(&harness::fixture_path("GOMAP_FUZZ_FRAMES_BIN", "go1.26")) {
+        Ok(b) => std::sync::Arc::new(b),
+        Err(e) => {
+            eprintln!("skipping {} frames regression inputs: {e}", files.len());
+            return;
+        }
+    };
+    for f in files {
+        eprintln!("replaying {}", f.display());
+        harness::run_frames(&bin, &std::fs::read(&f).unwrap());
+    }
+}
