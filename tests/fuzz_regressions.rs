@@ -101,3 +101,11 @@ fn frames_regressions() {
         harness::run_frames(&bin, &std::fs::read(&f).unwrap());
     }
 }
+
+#[test]
+fn frames_dwarf_regressions() {
+    for f in inputs("frames_dwarf") {
+        eprintln!("replaying {}", f.display());
+        harness::run_frames_dwarf(&std::fs::read(&f).unwrap());
+    }
+}

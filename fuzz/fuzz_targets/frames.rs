@@ -1,7 +1,7 @@
 //! The goroutine stack walk and the frame/locals readers (CFI unwinding, DWARF locals and location
-//! lists, the runtime's stack maps) on hostile stack memory, saved registers and pclntab, and on
-//! mutated DWARF: see `run_frames` in fuzz/src/harness.rs. The executable is GOMAP_FUZZ_FRAMES_BIN,
-//! else the go1.26 fixture binary.
+//! lists, the runtime's stack maps) on hostile stack memory, saved registers and pclntab: see
+//! `run_frames` in fuzz/src/harness.rs. The executable is GOMAP_FUZZ_FRAMES_BIN, else the go1.26
+//! fixture binary.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
