@@ -48,8 +48,8 @@ impl Memory for Recorder {
 
 const MAX_SEED: usize = 512 << 10;
 
-/// Merges recorded reads into segments and writes them as one input of the decoder format.
-fn write_input(t: &Target, first: u8, addr: u64, mut ranges: Vec<(u64, usize)>, file: &Path) -> usize {
+/// Recorded reads merged into segments (overlapping and nearby ranges joined): (start, end).
+fn segments(mut ranges: Vec<(u64, usize)>) -> Vec<(u64, u64)> {
     ranges.sort();
     let mut segs: Vec<(u64, u64)> = Vec::new();
     for (a, n) in ranges {
@@ -59,6 +59,11 @@ fn write_input(t: &Target, first: u8, addr: u64, mut ranges: Vec<(u64, usize)>, 
             _ => segs.push((a, e)),
         }
     }
+    segs
+}
+
+/// Writes segments of memory as one input of the decoder format; returns its size.
+fn write_input(t: &Target, first: u8, addr: u64, segs: Vec<(u64, u64)>, file: &Path) -> usize {
     let mut seed = vec![first];
     seed.extend_from_slice(&addr.to_le_bytes());
     for (a, e) in segs {
@@ -89,8 +94,8 @@ fn frames_seeds(bin_path: &Path, core_path: &Path, out: &Path) {
     let mut roots = Vec::new();
     let gs = gomap::census::roots::goroutines(&t, &mut roots).unwrap_or_else(|e| panic!("{e}"));
     let pc = gs.iter().find_map(|g| g.frames.first().map(|f| f.pc)).unwrap_or(0);
-    let ranges = log.lock().unwrap().clone();
-    let n = write_input(&t, 0, pc, ranges, &out.join("all"));
+    let segs = segments(log.lock().unwrap().clone());
+    let n = write_input(&t, 0, pc, segs, &out.join("all"));
     eprintln!("frames seed: {} goroutines, {} roots, {n} bytes", gs.len(), roots.len());
 }
 
@@ -122,35 +127,14 @@ fn main() {
                 };
                 let cmd: Cmd = DebuggerCli::try_parse_from(&argv).unwrap().cmd;
                 let _ = gomap::inspect::run(&t, &cmd, None, &mut std::io::sink());
-                let mut ranges = log.lock().unwrap().clone();
-                ranges.sort();
-                // Merge overlapping and nearby ranges into segments.
-                let mut segs: Vec<(u64, u64)> = Vec::new();
-                for (a, n) in ranges {
-                    let e = a + n as u64;
-                    match segs.last_mut() {
-                        Some((_, pe)) if a <= *pe + 64 => *pe = (*pe).max(e),
-                        _ => segs.push((a, e)),
-                    }
-                }
+                let segs = segments(log.lock().unwrap().clone());
                 let total: u64 = segs.iter().map(|(a, e)| e - a).sum();
                 if total as usize > MAX_SEED {
                     eprintln!("skip {name} ({var}, {}): {total} bytes", argv[0]);
                     continue;
                 }
-                let mut seed = vec![(index as u8 & 0x3f) | bit];
-                seed.extend_from_slice(&header.to_le_bytes());
-                for (a, e) in segs {
-                    let mut b = vec![0u8; (e - a) as usize];
-                    if t.mem.read(a, &mut b).is_err() {
-                        continue;
-                    }
-                    seed.extend_from_slice(&a.to_le_bytes());
-                    seed.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                    seed.extend_from_slice(&b);
-                }
                 let file = out.join(format!("{}-{}-{}", argv[0], index, var.trim_start_matches("main.")));
-                std::fs::write(file, seed).unwrap();
+                write_input(&t, (index as u8 & 0x3f) | bit, header, segs, &file);
                 written += 1;
             }
         }
