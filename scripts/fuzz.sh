@@ -5,7 +5,9 @@
 #   scripts/fuzz.sh --seconds 600        the long run: each target for 10 minutes, one at a time
 #   scripts/fuzz.sh --seconds 60 core    chosen targets only (binary, core, decode_classic, decode_swiss,
 #                                        decode_any: every tag's layout and fixtures/hostile;
-#                                        heap: the heap index on hostile span tables)
+#                                        heap: the heap index on hostile span tables;
+#                                        frames: goroutine stack walk, unwinder, locals, stack maps;
+#                                        frames_dwarf: the same readers built from mutated DWARF)
 #
 # Seeds come from the real fixtures (scripts/fixtures.sh; tags go1.23 and go1.26) and are written,
 # with the growing corpora, crash artifacts and logs, under ${GOMAP_CACHE:-~/.cache/gomap}/fuzz.
@@ -28,11 +30,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SECONDS_PER=7; SMOKE=1; shift ;;
         --seconds) SECONDS_PER="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) TARGETS+=("$1"); shift ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(binary core decode_classic decode_swiss decode_any heap)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(binary core decode_classic decode_swiss decode_any heap frames frames_dwarf)
 FIX="$GOMAP_CACHE/fixtures/current"
 for tag in go1.23 go1.26; do
     if [ ! -f "$FIX/$tag/core" ]; then
@@ -154,6 +156,23 @@ open(sys.argv[1], "wb").write(out)
 PY
 fi
 
+# frames: the bytes the goroutine walk reads from the go1.26 core (allgs, each g with its saved
+# SP/PC, the stacks, firstmoduledata, the pclntab's stack maps). frames_dwarf: the go1.23 and
+# go1.26 executables cut to the DWARF the unwinder and the locals reader parse (decompressed).
+if [ ! -f "$FUZZ/seeds/frames/.done" ] || [ ! -f "$FUZZ/seeds/frames_dwarf/.done" ]; then
+    rm -rf "$FUZZ/seeds/frames" "$FUZZ/seeds/frames_dwarf" && mkdir -p "$FUZZ/seeds/frames" "$FUZZ/seeds/frames_dwarf"
+    tmp=$(mktemp -d)
+    "$REPO/fuzz/target/seed/release/gomap-fuzz-seed" --frames "$FIX/go1.26/maps" "$FIX/go1.26/core" "$tmp" 2>/dev/null \
+        && cp "$tmp/all" "$FUZZ/seeds/frames/memory-go1.26"
+    for tag in go1.23 go1.26; do
+        objcopy --decompress-debug-sections $(for s in info abbrev str frame loc loclists ranges rnglists addr str_offsets line_str; do
+            printf -- '--only-section=.debug_%s ' "$s"; done) "$FIX/$tag/maps" "$tmp/$tag.elf" 2>/dev/null || continue
+        cp "$tmp/$tag.elf" "$FUZZ/seeds/frames_dwarf/$tag"
+    done
+    rm -rf "$tmp"
+    touch "$FUZZ/seeds/frames/.done" "$FUZZ/seeds/frames_dwarf/.done"
+fi
+
 status=0
 printf '%-16s %8s %12s %10s %8s  %s\n' target seconds execs exec/s corpus result
 for t in "${TARGETS[@]}"; do
@@ -164,7 +183,9 @@ for t in "${TARGETS[@]}"; do
     maxlen=1048576
     case "$t" in
         decode_classic) [ -d "$FUZZ/seeds/decode_classic.noswiss" ] && seeds+=("$FUZZ/seeds/decode_classic.noswiss") ;;
-        binary) maxlen=4194304 ;;
+        binary|frames_dwarf) maxlen=4194304 ;;
+        # The seed is 25 KB; images grown to 1 MB only made each execution slower.
+        frames) maxlen=131072 ;;
     esac
     log="$FUZZ/logs/$t.log"
     t0=$(date +%s)

@@ -13,6 +13,10 @@ export GOMAP_LLDB
 scripts/setup.sh --no-demo
 printf '\n== cargo test\n' >&2
 cargo test --release --quiet 2>&1 | grep -v '^\s*Compiling' || exit 1
+# The fuzz regressions and property tests once more with overflow checks and debug assertions (the
+# `checked` profile in Cargo.toml): release wraps on overflow, so overflow regressions only fail here.
+printf '\n== cargo test --profile checked (fuzz regressions, property tests)\n' >&2
+cargo test --profile checked --quiet --test fuzz_regressions --test reliability_props 2>&1 | grep -v '^\s*Compiling' || exit 1
 if [ "${GOMAP_NO_FUZZ:-0}" != 1 ]; then
     # Fuzz smoke: every fuzz target for a few seconds, replaying past crashes (scripts/fuzz.sh;
     # the first run installs cargo-fuzz into the cache and builds the targets, a few minutes).

@@ -2,6 +2,8 @@
 //! harness the fuzz targets run (fuzz/src/harness.rs), under plain `cargo test` on stable.
 //! The decoder inputs need the fixture binaries their map types come from (go1.23 classic,
 //! go1.26 swiss; scripts/fixtures.sh): without them those cases are skipped with a note.
+//! Overflow regressions can fail only with overflow checks on: scripts/test.sh runs this file
+//! under `--release` and again under `--profile checked` (see RELIABILITY.md).
 
 #[allow(dead_code)]
 #[path = "../fuzz/src/harness.rs"]
@@ -16,6 +18,14 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Runs `run` on every regression input of `target`, naming each first (a panic names its input).
+fn replay(target: &str, files: Vec<PathBuf>, run: impl Fn(&[u8])) {
+    for f in files {
+        eprintln!("replaying {} ({target})", f.display());
+        run(&std::fs::read(&f).unwrap());
+    }
+}
+
 fn replay_decode(target: &str, env: &str, tag: &str) {
     let files = inputs(target);
     if files.is_empty() {
@@ -28,11 +38,7 @@ fn replay_decode(target: &str, env: &str, tag: &str) {
             return;
         }
     };
-    for f in files {
-        let data = std::fs::read(&f).unwrap();
-        eprintln!("replaying {}", f.display());
-        harness::run_decode(&fx, &data);
-    }
+    replay(target, files, |d| harness::run_decode(&fx, d));
 }
 
 #[test]
@@ -47,19 +53,13 @@ fn decode_swiss_regressions() {
 
 #[test]
 fn binary_regressions() {
-    for f in inputs("binary") {
-        eprintln!("replaying {}", f.display());
-        harness::run_binary(&std::fs::read(&f).unwrap());
-    }
+    replay("binary", inputs("binary"), harness::run_binary);
 }
 
 #[test]
 fn core_regressions() {
     let exe = gomap::binary::Binary::open(&harness::fixture_path("GOMAP_FUZZ_CORE_BIN", "go1.23")).ok();
-    for f in inputs("core") {
-        eprintln!("replaying {}", f.display());
-        harness::run_core(&std::fs::read(&f).unwrap(), exe.as_ref());
-    }
+    replay("core", inputs("core"), |d| harness::run_core(d, exe.as_ref()));
 }
 
 #[test]
@@ -69,16 +69,31 @@ fn decode_any_regressions() {
         return;
     }
     let fxs = harness::load_every_layout();
-    for f in files {
-        eprintln!("replaying {}", f.display());
-        harness::run_decode_any(&fxs, &std::fs::read(&f).unwrap());
-    }
+    replay("decode_any", files, |d| harness::run_decode_any(&fxs, d));
 }
 
 #[test]
 fn heap_regressions() {
-    for f in inputs("heap") {
-        eprintln!("replaying {}", f.display());
-        gomap::heap::fuzz::one(&std::fs::read(&f).unwrap());
+    replay("heap", inputs("heap"), gomap::heap::fuzz::one);
+}
+
+#[test]
+fn frames_regressions() {
+    let files = inputs("frames");
+    if files.is_empty() {
+        return;
     }
+    let bin = match gomap::binary::Binary::open(&harness::fixture_path("GOMAP_FUZZ_FRAMES_BIN", "go1.26")) {
+        Ok(b) => std::sync::Arc::new(b),
+        Err(e) => {
+            eprintln!("skipping {} frames regression inputs: {e}", files.len());
+            return;
+        }
+    };
+    replay("frames", files, |d| harness::run_frames(&bin, d));
+}
+
+#[test]
+fn frames_dwarf_regressions() {
+    replay("frames_dwarf", inputs("frames_dwarf"), harness::run_frames_dwarf);
 }

@@ -272,3 +272,77 @@ pub fn run_decode_any(fxs: &[Fixture], data: &[u8]) {
     }
     run_decode(&fxs[pick as usize % fxs.len()], rest);
 }
+
+/// One `frames` fuzz input: the goroutine stack walk and the frame/locals readers on hostile
+/// memory. A decoder-format input (selector, u64 PC, memory segments) over the frames fixture
+/// binary (`bin`): the image is the whole memory: `runtime.allgs`, every `g` with its saved SP/PC
+/// (the registers of a parked goroutine), the stacks, `runtime.firstmoduledata` and the pclntab
+/// with its stack maps. `census::roots::goroutines` walks every goroutine (CFI unwinding, DWARF
+/// locals at each PC, stack-map liveness); then the readers are probed directly at the input's PC
+/// (and its neighbours) with hostile stack pointers. Seeds: the exact bytes the walk reads from a
+/// real core (`gomap-fuzz-seed --frames`).
+pub fn run_frames(bin: &Arc<Binary>, data: &[u8]) {
+    use gomap::binary::frames::Loc;
+    use gomap::census::{liveness::Pclntab, roots};
+    let Some(inp) = parse_decode_input(data) else { return };
+    let pc = inp.addr;
+    let t = Target::with_bias(bin.clone(), Box::new(inp.image), 0);
+    let mut found = Vec::new();
+    if let Ok(gs) = roots::goroutines(&t, &mut found) {
+        for g in &gs {
+            assert!(g.frames.len() <= 4096, "goroutine {} has {} frames", g.goid, g.frames.len());
+        }
+    }
+    let Ok(st) = roots::stacks(&t) else { return };
+    let pcln = Pclntab::load(&t);
+    for pc in [pc, pc.wrapping_sub(1), pc.wrapping_add(1)] {
+        if let Ok((_, locals)) = st.frames.locals(pc) {
+            assert!(locals.len() <= 10_000, "{} locals at {pc:#x}", locals.len());
+            for sp in HOSTILE_SPS {
+                let Some(step) = st.unwind.step(pc, sp) else { continue };
+                let live = pcln.as_ref().and_then(|p| p.frame(&t, pc, sp, step.cfa));
+                for l in &locals {
+                    if let (Loc::Cfa(off), Some(live)) = (&l.loc, &live) {
+                        let _ = live.is_live(step.cfa.wrapping_add(*off as u64), t.bin.dwarf.size_of(l.ty).unwrap_or(8));
+                    }
+                }
+            }
+        }
+        let _ = st.frames.function(pc);
+        let _ = st.frames.closure_vars(pc);
+    }
+}
+
+/// Stack pointers the readers are probed with: around zero, around the top of the address space,
+/// unaligned.
+const HOSTILE_SPS: [u64; 6] = [0, 8, 0x7fff_0000_0000, u64::MAX - 7, u64::MAX, 0xc000_0000_1003];
+
+/// One `frames_dwarf` fuzz input: an executable (its DWARF `.debug_info`/`.debug_loc(lists)`/
+/// `.debug_ranges`/`.debug_frame`, mutated). The function index, the unwinder and the locals reader
+/// are built from it and probed at the start, middle and end of up to 256 of its functions.
+pub fn run_frames_dwarf(data: &[u8]) {
+    use gomap::binary::frames::Frames;
+    use gomap::binary::unwind::Unwinder;
+    let frames = Frames::from_bytes(data).ok();
+    let unwind = Unwinder::from_bytes(data).ok();
+    let mut pcs: Vec<u64> = Vec::new();
+    if let Some(f) = &frames {
+        let stride = (f.ranges().count() / 256).max(1);
+        for (lo, hi) in f.ranges().step_by(stride).take(256) {
+            pcs.extend([lo, lo.wrapping_add(1), lo.wrapping_add(hi.wrapping_sub(lo) / 2), hi.wrapping_sub(1)]);
+        }
+    }
+    pcs.extend([0, u64::MAX]);
+    for &pc in &pcs {
+        if let Some(f) = &frames {
+            let _ = f.locals(pc);
+            let _ = f.function(pc);
+            let _ = f.closure_vars(pc);
+        }
+        if let Some(u) = &unwind {
+            for sp in HOSTILE_SPS {
+                let _ = u.step(pc, sp);
+            }
+        }
+    }
+}

@@ -64,6 +64,17 @@ impl Frames {
         Frames::from_object(&obj)
     }
 
+    /// Indexes the functions of an executable held in memory (the frames fuzz target).
+    pub fn from_bytes(data: &[u8]) -> Result<Frames> {
+        let obj = object::File::parse(data).map_err(|e| Error::Binary(e.to_string()))?;
+        Frames::from_object(&obj)
+    }
+
+    /// The PC ranges of the indexed functions (link-time), in address order.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.funcs.iter().map(|f| (f.low, f.high))
+    }
+
     /// Indexes the functions of an already parsed executable.
     pub fn from_object(obj: &object::File<'_>) -> Result<Frames> {
         use object::{Object, ObjectSection};

@@ -45,6 +45,12 @@ impl Unwinder {
         Ok(u)
     }
 
+    /// The unwinder of an executable held in memory (the frames fuzz target).
+    pub fn from_bytes(data: &[u8]) -> Result<Unwinder> {
+        let obj = object::File::parse(data).map_err(|e| Error::Binary(e.to_string()))?;
+        Unwinder::load(&obj)
+    }
+
     fn section(&self) -> DebugFrame<R<'_>> {
         let mut s = DebugFrame::new(&self.data, self.endian);
         s.set_address_size(8);

@@ -58,7 +58,7 @@ impl FrameLiveness {
         while w < addr.saturating_add(size.max(1)) {
             for (lo, n, bits) in [&self.locals, &self.args] {
                 let (lo, n) = (*lo, *n);
-                if w >= lo && w < lo + n * 8 {
+                if w >= lo && w - lo < n * 8 {
                     described = true;
                     let i = (w - lo) / 8;
                     if bits.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0) {
@@ -108,21 +108,21 @@ impl Pclntab {
         if i + 1 >= self.ftab.len() {
             return None;
         }
-        let f = self.pclntable + self.ftab[i].1 as u64;
-        let entry = self.text + t.mem.uint_at(f + self.f_entry, 4).ok()?;
+        let f = self.pclntable.checked_add(self.ftab[i].1 as u64)?;
+        let entry = self.text.checked_add(t.mem.uint_at(f.checked_add(self.f_entry)?, 4).ok()?)?;
         Some((f, entry))
     }
 
     fn pcdata_value(&self, t: &Target, f: u64, entry: u64, table: u64, target: u64) -> Option<i32> {
-        let npcdata = t.mem.uint_at(f + self.f_npcdata, 4).ok()?;
+        let npcdata = t.mem.uint_at(f.checked_add(self.f_npcdata)?, 4).ok()?;
         if table >= npcdata {
             return None;
         }
-        let off = t.mem.uint_at(f + self.f_nfuncdata + 1 + table * 4, 4).ok()?;
+        let off = t.mem.uint_at(f.checked_add(self.f_nfuncdata + 1 + table * 4)?, 4).ok()?;
         if off == 0 {
             return None;
         }
-        let mut p = self.pctab + off;
+        let mut p = self.pctab.checked_add(off)?;
         let (mut pc, mut val) = (entry, -1i32);
         let mut buf = Vec::new();
         for step in 0..MAX_PCVALUE_STEPS {
@@ -144,19 +144,22 @@ impl Pclntab {
     }
 
     fn funcdata(&self, t: &Target, f: u64, i: u64) -> Option<u64> {
-        let nfuncdata = t.mem.u8_at(f + self.f_nfuncdata).ok()? as u64;
+        let nfuncdata = t.mem.u8_at(f.checked_add(self.f_nfuncdata)?).ok()? as u64;
         if i >= nfuncdata {
             return None;
         }
-        let npcdata = t.mem.uint_at(f + self.f_npcdata, 4).ok()?;
-        let off = t.mem.uint_at(f + self.f_nfuncdata + 1 + npcdata * 4 + i * 4, 4).ok()?;
-        (off != 0xffff_ffff).then(|| self.gofunc + off)
+        let npcdata = t.mem.uint_at(f.checked_add(self.f_npcdata)?, 4).ok()?;
+        let off = t.mem.uint_at(f.checked_add(self.f_nfuncdata + 1 + npcdata * 4 + i * 4)?, 4).ok()?;
+        if off == 0xffff_ffff {
+            return None;
+        }
+        self.gofunc.checked_add(off)
     }
 
     /// Bit vector `index` of the stack map at `m`: (words, bits).
     fn bitmap(&self, t: &Target, m: u64, index: i32) -> Option<(u64, Vec<u8>)> {
         let n = t.mem.uint_at(m, 4).ok()? as u32 as i32;
-        let nbit = t.mem.uint_at(m + 4, 4).ok()? as u32 as u64;
+        let nbit = t.mem.uint_at(m.checked_add(4)?, 4).ok()? as u32 as u64;
         if nbit == 0 {
             return Some((0, Vec::new()));
         }
@@ -164,7 +167,7 @@ impl Pclntab {
             return None;
         }
         let per = nbit.div_ceil(8);
-        let b = t.mem.bytes(m + 8 + index as u64 * per, per as usize).ok()?;
+        let b = t.mem.bytes(m.checked_add(8 + index as u64 * per)?, per as usize).ok()?;
         Some((nbit, b.into_owned()))
     }
 
@@ -174,8 +177,8 @@ impl Pclntab {
     pub fn frame(&self, t: &Target, pc: u64, sp: u64, cfa: u64) -> Option<FrameLiveness> {
         let (f, entry) = self.func(t, pc)?;
         let mut index = -1;
-                if pc != entry {
-            index = self.pcdata_value(t, f, entry, self.pcdata_stack_map, pc - 1)?;
+        if pc != entry {
+            index = self.pcdata_value(t, f, entry, self.pcdata_stack_map, pc.checked_sub(1)?)?;
         }
         let index = index.max(0);
         let mut varp = cfa.wrapping_sub(8);
@@ -196,8 +199,8 @@ impl Pclntab {
         if let (Some(p), Some((rsize, off_f, size_f))) = (objs, self.sobj) {
             let n = t.mem.u64_at(p).unwrap_or(0).min(MAX_STACK_OBJECTS);
             for i in 0..n {
-                let r = p + 8 + i * rsize;
-                let (Ok(off), Ok(size)) = (t.mem.uint_at(r + off_f, 4), t.mem.uint_at(r + size_f, 4)) else { break };
+                let Some(r) = p.checked_add(8).and_then(|r| r.checked_add(i.checked_mul(rsize)?)) else { break };
+                let (Ok(off), Ok(size)) = (t.mem.uint_at(r.wrapping_add(off_f), 4), t.mem.uint_at(r.wrapping_add(size_f), 4)) else { break };
                 let off = off as u32 as i32 as i64;
                 let base = if off < 0 { varp } else { cfa };
                 objects.push((base.wrapping_add(off as u64), size));
@@ -212,7 +215,7 @@ fn varint(buf: &mut Vec<u8>, p: &mut u64) -> Option<u32> {
     let mut v = 0u32;
     for shift in (0..35).step_by(7) {
         let b = buf.pop()?;
-        *p += 1;
+        *p = p.wrapping_add(1);
         v |= ((b & 0x7f) as u32) << shift;
         if b & 0x80 == 0 {
             return Some(v);

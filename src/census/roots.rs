@@ -213,21 +213,21 @@ pub fn goroutines(t: &Target, roots: &mut Vec<Root>) -> Result<Vec<Goroutine>> {
         if crate::decode::interrupted() {
             return Err(Error::Interrupted);
         }
-        let Ok(g) = t.mem.u64_at(arr + i * 8) else { continue };
+        let Ok(g) = t.mem.u64_at(arr.wrapping_add(i * 8)) else { continue };
         if g == 0 {
             continue;
         }
-        let Ok(status) = t.mem.uint_at(g + lay.status, 4) else { continue };
+        let Ok(status) = t.mem.uint_at(g.wrapping_add(lay.status), 4) else { continue };
         let status = status as u32;
         if status & !0x1000 == 6 || status & !0x1000 == 0 {
             continue;
         }
-        let goid = t.mem.u64_at(g + lay.goid).unwrap_or(0);
-        let reason = t.mem.u8_at(g + lay.waitreason).unwrap_or(0);
+        let goid = t.mem.u64_at(g.wrapping_add(lay.goid)).unwrap_or(0);
+        let reason = t.mem.u8_at(g.wrapping_add(lay.waitreason)).unwrap_or(0);
         // g.waitreason is only meaningful while waiting (Go 1.19 leaves the last one behind).
         let reason = if status & !0x1000 == 4 { wait_reason(t, reason) } else { String::new() };
         let mut gr = Goroutine { goid, status: status_name(status).into(), wait_reason: reason, frames: Vec::new(), note: None, dead_vars: 0, unknown_liveness: 0 };
-        let word = |off: Option<u64>| off.and_then(|o| t.mem.u64_at(g + o).ok()).unwrap_or(0);
+        let word = |off: Option<u64>| off.and_then(|o| t.mem.u64_at(g.wrapping_add(o)).ok()).unwrap_or(0);
         let (mut sp, mut pc) = (word(Some(lay.sched_sp)), word(Some(lay.sched_pc)));
         if status & !0x1000 == 3 && word(lay.syscallsp) != 0 {
             (sp, pc) = (word(lay.syscallsp), word(lay.syscallpc));
