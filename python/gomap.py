@@ -971,6 +971,73 @@ def _register_printers():
         _printer_for(objfile)
 
 
+# ---- explore -----------------------------------------------------------------------------------
+
+EXPLORE_ENTRIES = 200  # entries `explore` lists for one map
+
+
+def _explore_map(ex, expr, printer, is_child):
+    """One step of gdb's `explore` on a Go map, shaped like gdb's own struct explorer: the entries
+    (from the printer's children, so the same typed values `print` shows), scalars inline, anything
+    else a numbered choice to explore further (a struct's fields, a nested map's entries)."""
+    if printer.to_string().endswith((" nil", " len=0")):
+        print("The value of '%s' is a Go map, %s, with no entries.\n" % (expr, printer.to_string()))
+        if is_child:
+            ex.Explorer.return_to_parent_value_prompt()
+        return False
+    print("The value of '%s' is a Go map, %s, with the following entries:\n" % (expr, printer.to_string()))
+    kids = printer.children()
+    choices, n = {}, 0
+    for (_, key), (_, value) in zip(kids, kids):  # the children alternate key, value
+        if n == EXPLORE_ENTRIES:
+            print("  ... (only the first %d entries are listed)" % EXPLORE_ENTRIES)
+            break
+        ktext = str(key)
+        if isinstance(value, gdb.Value) and value.type.name != "string" and not ex.Explorer.is_scalar_type(value.type):
+            print("  [%s] = <Enter %d to explore this value of type '%s'>" % (ktext, n, value.type))
+            choices[str(n)] = ("%s[%s]" % (ex.Explorer.guard_expr(expr), ktext), value)
+        else:
+            print("  [%s] = %s" % (ktext, value))
+        n += 1
+    print("")
+    if choices:
+        choice = input("Enter the entry number of choice: ")
+        if choice in choices:
+            ex.Explorer.explore_expr(choices[choice][0], choices[choice][1], True)
+            return True
+        if is_child:
+            ex.Explorer.return_to_parent_value()
+    elif is_child:
+        ex.Explorer.return_to_parent_value_prompt()
+    return False
+
+
+def _hook_explore():
+    """gdb's `explore` walks raw types (a Go map is a pointer to the runtime's header): Go maps get
+    the entry explorer above instead, everything else gdb's own. Re-sourcing replaces the hook."""
+    try:
+        from gdb.command import explore as ex
+    except Exception:
+        return
+    own = ex.Explorer.__dict__.get("explore_expr")
+    own = getattr(own, "__func__", own)
+    original = getattr(own, "_gomap_original", own)
+
+    def explore_expr(expr, value, is_child):
+        try:
+            printer = GoMapPrettyPrinter()(value)
+        except Exception:
+            printer = None
+        if not isinstance(printer, GoMapPrinter):
+            return original(expr, value, is_child)
+        while _explore_map(ex, expr, printer, is_child):
+            pass
+        return None
+
+    explore_expr._gomap_original = original
+    ex.Explorer.explore_expr = staticmethod(explore_expr)
+
+
 class GomapDirect(gdb.Parameter):
     """When on (the default), gomap reads a local core file or /proc/PID/mem itself, much faster
 than asking gdb for memory. When off, every read goes through gdb's memory API, as it always does
@@ -1000,6 +1067,7 @@ def _register():
     _connect_events()
     _wrap_objfile_getters()
     _register_printers()
+    _hook_explore()
     _STATE["generation"] += 1  # a re-source starts from fresh sessions
     if _native is not None:
         gdb.write("gomap: loaded %s (gomap %s)\n" % (_native.path, getattr(_native, "__version__", "?")))

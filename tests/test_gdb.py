@@ -835,3 +835,42 @@ def test_rust_panic_is_one_error_not_a_dead_gdb(fixture_matrix):
     assert "panicked" not in g.text and "stack backtrace" not in g.text, g.text[-2000:]
     assert json.loads(g[1])["len"] == 10
     assert printed(g[2]) == "7"
+
+
+def _explore(fixture, expr, answers):
+    """gdb's interactive `explore EXPR` on the core, answered line by line from `answers`."""
+    p = subprocess.run([GDB, "-nx", "-batch", "-ex", "source " + SOURCE, "-ex", "file " + fixture["binary"],
+                        "-ex", "core " + fixture["core"], "-ex", "explore %s" % print_expr(expr)],
+                       input="".join(a + "\n" for a in answers), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=120)
+    return p.stdout[p.stdout.find("The value of"):]
+
+
+def _explored_entries(text):
+    """The entries of the first map listing in an `explore` transcript: [(key, shown), ...]."""
+    lines = text.split("with the following entries:\n", 1)[1].lstrip("\n").split("\n\n", 1)[0]
+    return [re.match(r"  \[(.*)\] = (.*)$", line).groups() for line in lines.splitlines()]
+
+
+def test_explore_walks_map_entries(fixture, truth):
+    """`explore` on a Go map lists its entries (scalars and strings inline, the rest numbered) and
+    goes into a struct value's fields and a nested map's entries, like gdb's own struct explorer."""
+    lit = _explored_entries(_explore(fixture, "main.litMap", []))
+    want = {x["key"]: x["value"] for x in truth["maps"]["main.litMap"]["entries"]}
+    assert {json.loads(k): json.loads(v) for k, v in lit} == want, lit
+    listed = _explored_entries(_explore(fixture, "main.structMap", []))
+    far = next(v for k, v in listed if json.loads(k) == "far")
+    choice = re.match(r"<Enter (\d+) to explore this value of type 'main.Point'>", far).group(1)
+    text = _explore(fixture, "main.structMap", [choice, ""])
+    point = next(x["value"] for x in truth["maps"]["main.structMap"]["entries"] if x["key"] == "far")
+    assert "is a struct/class of type 'main.Point'" in text, text
+    for field in ("X", "Y"):
+        assert re.search(r"^\s+%s = %d \.\. \(Value of type 'int'\)$" % (field, point[field]), text, flags=re.M), text
+    listed = _explored_entries(_explore(fixture, "main.nestedMap", []))
+    inner = next(x["value"] for x in truth["maps"]["main.nestedMap"]["entries"] if x["key"] == "inner1")
+    choice = re.match(r"<Enter (\d+) ", next(v for k, v in listed if json.loads(k) == "inner1")).group(1)
+    text = _explore(fixture, "main.nestedMap", [choice, ""])
+    nested = text.split("is a Go map", 2)[2]
+    assert nested.startswith(", map[string]int len=%d," % inner["len"]), nested[:300]
+    assert len(_explored_entries(nested)) == inner["len"], nested[:500]
+    assert "Traceback" not in text
