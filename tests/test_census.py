@@ -28,14 +28,7 @@ MAP_IDS = ["global", "any", "named_interface", "slice_struct_field", "outer", "m
            "reflect_new", "array_in_struct", "goroutine_local", "callee_arg", "stack", "unsafe_pointer", "unreached"]
 
 
-def _tags():
-    try:
-        return F.all_tags()
-    except F.FixturesMissing:
-        return []
-
-
-TAGS = _tags()
+TAGS = F.matrix_tags()
 # The debugger front ends: one classic and one swiss toolchain (PIE for the swiss one).
 DEBUGGER_TAGS = [t for t in ("go1.22", "go1.26-pie") if t in TAGS] or TAGS[:2]
 

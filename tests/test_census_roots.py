@@ -26,14 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_ENV = {"GODEBUG": "dontfreezetheworld=1,asyncpreemptoff=1"}
 
 
-def _tags():
-    try:
-        return F.all_tags()
-    except F.FixturesMissing:
-        return []
-
-
-TAGS = _tags()
+TAGS = F.matrix_tags()
 
 
 def go_minor(row):

@@ -41,15 +41,8 @@ COVERED = ["go1.19", "go1.23", "go1.26", "go1.27-mapsplitgroup"]
 LIVE = ["go1.23", "go1.26"]
 
 
-def _known_tags():
-    try:
-        return F.all_tags()
-    except F.FixturesMissing:
-        return []
-
-
 # Every tag of the matrix (restricted by GOMAP_TAGS), and those of it that the go command covers.
-ALL_TAGS = _known_tags()
+ALL_TAGS = F.matrix_tags()
 TAGS = [t for t in COVERED if t in ALL_TAGS]
 LIVE_TAGS = [t for t in LIVE if t in ALL_TAGS]
 
