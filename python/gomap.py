@@ -980,12 +980,13 @@ def _explore_map(ex, expr, printer, is_child):
     """One step of gdb's `explore` on a Go map, shaped like gdb's own struct explorer: the entries
     (from the printer's children, so the same typed values `print` shows), scalars inline, anything
     else a numbered choice to explore further (a struct's fields, a nested map's entries)."""
-    if printer.to_string().endswith((" nil", " len=0")):
-        print("The value of '%s' is a Go map, %s, with no entries.\n" % (expr, printer.to_string()))
+    summary = printer.to_string()  # one read of the header for the whole listing
+    if summary.endswith((" nil", " len=0")):
+        print("The value of '%s' is a Go map, %s, with no entries.\n" % (expr, summary))
         if is_child:
             ex.Explorer.return_to_parent_value_prompt()
         return False
-    print("The value of '%s' is a Go map, %s, with the following entries:\n" % (expr, printer.to_string()))
+    print("The value of '%s' is a Go map, %s, with the following entries:\n" % (expr, summary))
     kids = printer.children()
     choices, n = {}, 0
     for (_, key), (_, value) in zip(kids, kids):  # the children alternate key, value
