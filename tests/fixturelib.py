@@ -400,6 +400,30 @@ class _Lock:
         self.f.close()
 
 
+def _write_json(path: str, doc: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def _go_build(row: Dict[str, Any], flags: List[str], target: str, cwd: str, env: Dict[str, str],
+              out: Dict[str, Any], timeout: float, what: str, before_rename=None) -> None:
+    """`go build` of `target` with `row`'s toolchain (PIE when the tag is) into out["binary"], the log in
+    out["build_log"]; the binary appears only once whole. The caller holds the build's lock."""
+    os.makedirs(out["dir"], exist_ok=True)
+    cmd = [row["go"], "build", "-trimpath", *flags, "-o", out["binary"] + ".tmp"]
+    if row["pie"]:
+        cmd.append("-buildmode=pie")
+    p = subprocess.run(cmd + [target], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=timeout)
+    with open(out["build_log"], "w") as f:
+        f.write(p.stdout)
+    if p.returncode != 0:
+        raise FixturesMissing("building %s with %s failed:\n%s" % (what, row["go"], p.stdout[-4000:]))
+    if before_rename is not None:
+        before_rename()
+    os.rename(out["binary"] + ".tmp", out["binary"])
+
+
 def program(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, str]] = None,
             timeout: float = 600) -> Dict[str, Any]:
     """fixtures/<name> built with the toolchain of `tag` (a tag or a matrix row), optimized as users
@@ -417,17 +441,8 @@ def program(name: str, tag, flags: Iterable[str] = (), env: Optional[Dict[str, s
     with _Lock(d + ".lock"):
         if os.path.exists(binary):
             return out
-        os.makedirs(d, exist_ok=True)
-        cmd = [row["go"], "build", "-trimpath", *flags, "-o", binary + ".tmp"]
-        if row["pie"]:
-            cmd.append("-buildmode=pie")
-        p = subprocess.run(cmd + ["."], cwd=os.path.join(REPO, "fixtures", name), env=dict(_go_env(row), **env),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
-        with open(out["build_log"], "w") as f:
-            f.write(p.stdout)
-        if p.returncode != 0:
-            raise FixturesMissing("building fixtures/%s with %s failed:\n%s" % (name, row["go"], p.stdout[-4000:]))
-        os.rename(binary + ".tmp", binary)
+        _go_build(row, flags, ".", os.path.join(REPO, "fixtures", name), dict(_go_env(row), **env), out, timeout,
+                  "fixtures/" + name)
     _prune_stale(os.path.dirname(os.path.dirname(d)), keep=os.path.dirname(d))
     return out
 
@@ -617,20 +632,10 @@ def toolchain_command(pkg: str, tag, timeout: float = 1800) -> Dict[str, Any]:
     if not os.path.exists(binary):
         with _Lock(d + ".lock"):
             if not os.path.exists(binary):
-                os.makedirs(d, exist_ok=True)
-                cmd = [row["go"], "build", "-trimpath", "-o", binary + ".tmp"]
-                if row["pie"]:
-                    cmd.append("-buildmode=pie")
                 t0 = time.monotonic()
-                p = subprocess.run(cmd + [pkg], cwd=d, env=_go_env(row), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
-                with open(out["build_log"], "w") as f:
-                    f.write(p.stdout)
-                if p.returncode != 0:
-                    raise FixturesMissing("building %s with %s failed:\n%s" % (pkg, row["go"], p.stdout[-4000:]))
-                with open(meta, "w") as f:
-                    json.dump({"pkg": pkg, "go": row["go"], "seconds": round(time.monotonic() - t0, 1)}, f)
-                os.rename(binary + ".tmp", binary)
+                _go_build(row, [], pkg, d, _go_env(row), out, timeout, pkg,
+                          before_rename=lambda: _write_json(meta, {"pkg": pkg, "go": row["go"],
+                                                                   "seconds": round(time.monotonic() - t0, 1)}))
     try:
         with open(meta) as f:
             out["build_seconds"] = json.load(f)["seconds"]
