@@ -11,6 +11,10 @@ export GOMAP_CACHE="${GOMAP_CACHE:-$HOME/.cache/gomap}"
 GOMAP_LLDB="${GOMAP_LLDB:-$(command -v lldb-19 || command -v lldb-16 || true)}"
 export GOMAP_LLDB
 scripts/setup.sh --no-demo
+# The hostile-values fixture completes the decode_any layouts, as in scripts/fuzz.sh: its regression
+# inputs select their fixture by index, and one of them checks that output stays bounded there.
+GOMAP_FUZZ_HOSTILE_BIN=$("$GOMAP_CACHE/venv/bin/python" -c 'import sys; sys.path.insert(0, "tests"); import fixturelib as F; print(F.program_core("hostile", "go1.26")["binary"])')
+export GOMAP_FUZZ_HOSTILE_BIN
 printf '\n== cargo test\n' >&2
 cargo test --release --quiet 2>&1 | grep -v '^\s*Compiling' || exit 1
 # The fuzz regressions and property tests once more with overflow checks and debug assertions (the

@@ -45,7 +45,8 @@ pub const MAX_DEPTH: u32 = 64;
 /// How many times one object (slice array, boxed interface value, map) is rendered in full within
 /// one key or value; later references print a `shared` marker. A DAG of 2^40 paths stays linear.
 pub const MAX_SHARED: u32 = 2;
-/// Output bytes one key or value may produce beyond its strings' own limit.
+/// Output bytes one key or value may produce besides its strings' contents (brackets, numbers,
+/// field names, markers). String contents have their own allowance: `MAX_STRING` bytes in all.
 pub const ENTRY_BUDGET: usize = 1 << 20;
 /// A string length no address space can hold: a structurally impossible header, not a long string.
 const IMPOSSIBLE_STRING: u64 = 1 << 48;
@@ -352,6 +353,10 @@ struct Walk {
     /// Nested maps being expanded on the current path.
     maps_open: u32,
     start: usize,
+    /// String bytes shown in the current key or value (against `MAX_STRING`, for all its strings).
+    str_shown: u64,
+    /// Output those string contents took (not counted against `ENTRY_BUDGET`).
+    str_out: usize,
     path: Vec<(u64, TypeId)>,
     seen: HashMap<(u64, TypeId), u32>,
 }
@@ -437,22 +442,41 @@ impl<'t> Renderer<'t> {
         self
     }
 
-    fn budget(&self) -> usize {
-        ENTRY_BUDGET + self.max_string as usize
-    }
-
-    /// Output of the current key or value so far (0 outside one: a scalar rendered on its own).
+    /// Output of the current key or value so far besides string contents (0 outside one: a scalar
+    /// rendered on its own).
     fn used(&self, out: &[u8]) -> usize {
         let w = self.walk.borrow();
         if w.level == 0 {
             0
         } else {
-            out.len().saturating_sub(w.start)
+            out.len().saturating_sub(w.start).saturating_sub(w.str_out)
         }
     }
 
     fn over_budget(&self, out: &[u8]) -> bool {
-        self.used(out) > self.budget()
+        self.used(out) > ENTRY_BUDGET
+    }
+
+    /// How many bytes of a string the current key or value may still show: `max_string` for each
+    /// string, and `MAX_STRING` for all its strings together (a slice of a thousand long strings
+    /// does not print a thousand times 16 MiB), but at least 16 bytes of each (within `max_string`),
+    /// so every string shows a prefix.
+    fn string_allowance(&self) -> u64 {
+        let w = self.walk.borrow();
+        let left = if w.level == 0 { MAX_STRING } else { MAX_STRING.saturating_sub(w.str_shown) };
+        left.max(16).min(self.max_string)
+    }
+
+    /// Writes `bytes`, a string's contents, and counts them against the string allowance rather
+    /// than the entry budget.
+    fn string_contents(&self, out: &mut Vec<u8>, bytes: &[u8], json: bool) {
+        let before = out.len();
+        string_bytes(out, bytes, json);
+        let mut w = self.walk.borrow_mut();
+        if w.level > 0 {
+            w.str_shown = w.str_shown.saturating_add(bytes.len() as u64);
+            w.str_out = w.str_out.saturating_add(out.len() - before);
+        }
     }
 
     /// Opens the object at `addr` of type `ty` for a full rendering, or says why not.
@@ -573,6 +597,8 @@ impl<'t> Renderer<'t> {
             let mut w = self.walk.borrow_mut();
             if w.level == 0 {
                 w.start = out.len();
+                w.str_shown = 0;
+                w.str_out = 0;
                 w.path.clear();
                 if !w.seen.is_empty() {
                     w.seen.clear();
@@ -847,9 +873,9 @@ impl<'t> Renderer<'t> {
         if n >= IMPOSSIBLE_STRING {
             return self.error(out, format!("impossible string: {n} bytes at {p:#x}"));
         }
-        // Cut at --max-string, and at what is left of the budget (a wrong --type reads garbage lengths).
-        let left = self.budget().saturating_sub(self.used(out)) as u64;
-        let shown = n.min(self.max_string).min(left.max(16));
+        // Cut at --max-string, and at what is left of the allowance of all the strings of this key or
+        // value (a wrong --type reads garbage lengths; a hostile value repeats long strings).
+        let shown = n.min(self.string_allowance());
         let cut = shown < n;
         // A cut string must still exist whole: its last byte is in memory (a garbage length is not).
         if cut {
@@ -873,7 +899,7 @@ impl<'t> Renderer<'t> {
                     if r.p == p && u64::from(r.n) == n {
                         g.cur += 1;
                         if let Some(bytes) = g.arena.get(r.off as usize..r.off as usize + r.n as usize) {
-                            return string_bytes(out, bytes, json);
+                            return self.string_contents(out, bytes, json);
                         }
                     }
                 }
@@ -883,7 +909,7 @@ impl<'t> Renderer<'t> {
             Ok(bytes) => {
                 // A cut may split a UTF-8 sequence: keep the prefix up to the last whole character.
                 let bytes: &[u8] = if cut { valid_prefix(&bytes) } else { &bytes };
-                string_bytes(out, bytes, json);
+                self.string_contents(out, bytes, json);
             }
             Err(e) => self.error(out, format!("string of {n} bytes at {p:#x}: {e}")),
         }

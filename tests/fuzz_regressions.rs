@@ -97,3 +97,23 @@ fn frames_regressions() {
 fn frames_dwarf_regressions() {
     replay("frames_dwarf", inputs("frames_dwarf"), harness::run_frames_dwarf);
 }
+
+/// `decode_any` input (found as a libFuzzer timeout): a `map[string]main.D` with `type D []D` of the
+/// hostile-values fixture, 330 entries of nested slices of a few KB of memory. It printed 107.8 MB
+/// when string contents and structure shared one 17 MiB allowance per key or value; now the
+/// structure of each has 1 MiB (+ the overshoot of the element being written when it ran out).
+#[test]
+fn decode_any_output_amplification_is_bounded() {
+    let Some(hostile) = std::env::var_os("GOMAP_FUZZ_HOSTILE_BIN") else {
+        eprintln!("skipping: GOMAP_FUZZ_HOSTILE_BIN is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/decode_any/output-amplification");
+    let data = std::fs::read(f).unwrap();
+    let fxs = harness::load_every_layout();
+    assert!(fxs.iter().any(|fx| fx.bin.path == Path::new(&hostile)), "the hostile fixture did not load");
+    let len = harness::show_json_len(&fxs, &data).expect("the input selects a map of the hostile fixture");
+    eprintln!("show --json --limit 0: {len} bytes");
+    assert!(len > 100_000, "the input no longer reaches the nested slices ({len} bytes)");
+    assert!(len < 24 << 20, "{len} bytes of output for a 53 KB input");
+}

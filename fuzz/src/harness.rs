@@ -264,6 +264,20 @@ pub fn load_every_layout() -> Vec<Fixture> {
     tags.iter().filter_map(|p| Fixture::load(p).ok()).collect()
 }
 
+/// The size of `show --json --limit 0`'s output for a `decode_any` input (None: the input selects
+/// nothing or the command failed): what a hostile value can amplify a few KB of memory into.
+pub fn show_json_len(fxs: &[Fixture], data: &[u8]) -> Option<usize> {
+    let (&pick, rest) = data.split_first()?;
+    let fx = fxs.get(pick as usize % fxs.len().max(1))?;
+    let inp = parse_decode_input(rest)?;
+    let &(_, ty) = fx.maps.get((inp.selector & 0x3f) as usize % fx.maps.len().max(1))?;
+    let t = Target::with_bias(fx.bin.clone(), Box::new(inp.image), 0);
+    let r = MapRef { name: "fuzz".into(), addr: inp.addr, ty };
+    let mut out = Vec::new();
+    gomap::commands::show::show(&t, &r, &fx.show_json, &mut out).ok()?;
+    Some(out.len())
+}
+
 /// One `decode_any` input: a fixture selector byte, then a decoder input (format above).
 pub fn run_decode_any(fxs: &[Fixture], data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
