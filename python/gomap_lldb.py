@@ -396,7 +396,10 @@ class GomapParsedSubcommand(GomapSubcommand):
             return []
         _name, required, multiple = self._positional[0]
         repeat = ("plus" if required else "star") if multiple else ("plain" if required else "optional")
-        return [[{"arg_type": lldb.eArgTypeExpressionPath, "repeat": repeat}]]
+        # LLDB 19 completes an argument only as its type's table entry says (no completion hook for
+        # Python commands before LLDB 20): a symbol, so Tab lists the code symbols of the target's
+        # modules, which gomap's types module extends with the program's map variables.
+        return [[{"arg_type": lldb.eArgTypeSymbol, "repeat": repeat}]]
 
     def get_flags(self):
         return 0
@@ -919,8 +922,23 @@ def _types_module_source(type_names, variables, graph=()):
         L += ["\t.byte 0",
               "\t.byte 4", "\t.string %s" % _asm_string(pkg), "\t.long .Lpkg%d - .Lcu" % i,
               "\t.byte 9", "\t.byte 3", "\t.quad %#x" % base]
-    L += ["\t.byte 0", ".Lend:", ""]
-    return "\n".join(L)
+    L += ["\t.byte 0", ".Lend:"]
+    L += _completion_symbols(name for name, type_name, _addr in variables if type_name in labels)
+    return "\n".join(L + [""])
+
+
+def _completion_symbols(names):
+    """A local code symbol per map variable name, in a .text that LLDB never loads: LLDB 19 completes
+    a Python command's argument only through the completer its argument type names in LLDB's table,
+    and the symbol completer (`eArgTypeSymbol`) lists code symbols of every module, so `gomap show
+    main.se<Tab>` finds `main.sessions` here (next to the program's functions of that prefix)."""
+    out = []
+    for name in sorted(set(names)):
+        if not name or not all(32 < ord(c) < 127 and c not in '"\\' for c in name):
+            continue  # gas quotes symbol names; such a name is left out of completion only
+        q = '"%s"' % name
+        out += ["\t.type %s, @function" % q, "%s:" % q, "\t.byte 0", "\t.size %s, 1" % q]
+    return (["\t.text"] + out) if out else []
 
 
 def _graph_source(graph, map_labels):

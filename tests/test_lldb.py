@@ -6,6 +6,7 @@ synthetic children; and every error giving one line, never a traceback.
 Many commands run in one LLDB process (`command source -e false FILE`), so the whole file stays
 within a few minutes on two cores."""
 
+import ast
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import tempfile
 import pytest
 
 import fixturelib as F
-from test_gdb import _program_order, locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
+from test_gdb import LOCALS_SRC, _program_order, locals_binary  # fixtures/gdb_locals, built and cached by the gdb suite's helper
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOMAP = os.environ.get("GOMAP_BIN", os.path.join(REPO, "target", "release", "gomap"))
@@ -243,7 +244,13 @@ def test_summary_and_children_on_every_toolchain(fixture, truth):
     cmds += ["target variable -P 3 main.structMap", "target variable -P 3 main.nestedMap", "target variable -P 2 main.ptrMap",
              "target variable -P 1 main.ifaceMap"]
     cmds += ["target variable main.litMap", "target variable -r '^main\\.oneMap$'", "target variable main"]
+    cmds += [completions("gomap show main.")]
     _, blocks = lldb(core_args(fixture), cmds)
+    # Tab after `gomap show main.` offers every package-level map of the fixture (among main's functions).
+    offered = _offered(blocks[-1])
+    package_maps = {e for e in truth["maps"] if re.fullmatch(r"main\.\w+", e)}
+    assert package_maps and package_maps <= offered, sorted(package_maps - offered)
+    blocks = blocks[:-1]
     check_typed_children(blocks[len(exprs):len(exprs) + 4], truth)
     for expr, (cmd, lines) in zip(exprs, blocks):
         tm = truth["maps"][expr]
@@ -470,10 +477,27 @@ def test_ctrl_c_interrupts_a_long_command(fixture_matrix):
 
 # ---- parity with gdb: completion, help, watch, SIGURG ---------------------------------------------------
 
+def _offered(block):
+    """The candidates a `completions(...)` command printed."""
+    text = "\n".join(block[1])
+    m = re.search(r"^completions: (\[.*\])$", text, flags=re.M)
+    assert m, text
+    return set(ast.literal_eval(m.group(1)))
+
+
 def completions(line):
     """What LLDB's own completion offers for `line` (as Tab would), through the SB API."""
     return ("script m = lldb.SBStringList(); n = lldb.debugger.GetCommandInterpreter().HandleCompletion(%r, %d, 0, -1, m); "
             "print('completions:', sorted(m.GetStringAtIndex(i) for i in range(1, m.GetSize())))" % (line, len(line)))
+
+
+def _package_maps(go_file):
+    """main.NAME of every package-level map variable a fixture's source declares (`var (...)` block)."""
+    with open(go_file) as f:
+        src = f.read()
+    block = re.search(r"^var \((.*?)^\)", src, flags=re.M | re.S)
+    assert block, go_file
+    return {"main." + n for n in re.findall(r"^\s+(\w+)\s+map\[", block.group(1), flags=re.M)}
 
 
 @pytest.mark.parametrize("tag", LOCALS_TAGS)
@@ -488,8 +512,14 @@ def test_completion_help_watch_and_sigurg(fixture_matrix, tag):
             "process handle SIGURG",
             "breakpoint set -n main.marker", "process launch", "breakpoint delete 1",
             "breakpoint set -o true -n fmt.Println", "process continue",
-            "gomap watch main.watched --count 20", "bt 2", "gomap watch main.watched --count nope", "process kill"]
+            "gomap watch main.watched --count 20", "bt 2", "gomap watch main.watched --count nope",
+            completions("gomap show main.wat"), completions("gomap check main.n"), "process kill"]
     out, blocks = lldb([binary], cmds)
+    # Map names complete (the fixture's package-level maps, from its source): a unique prefix to the
+    # name, a shared one to the maps that share it (no function of main starts so).
+    maps = _package_maps(os.path.join(LOCALS_SRC, "main.go"))
+    assert _offered(blocks[14]) == {m for m in maps if m.startswith("main.wat")} == {"main.watched"}, blocks[14]
+    assert _offered(blocks[15]) == {m for m in maps if m.startswith("main.n")} and len(_offered(blocks[15])) == 2, blocks[15]
     text = ["\n".join(lines) for _, lines in blocks]
     assert "completions: ['show']" in text[0], text[0]
     assert "completions: ['buckets', 'check', 'help', 'holders', 'layout', 'maps', 'show', 'watch']" in text[1], text[1]
@@ -587,7 +617,11 @@ def test_tab_completion_in_a_terminal(fixture_matrix, tag):
             assert re.search(r"^\(lldb\) gomap show main.litMap --li$", term.screen(), flags=re.M), term.screen()
             term.keys("mit 2", "Enter")
         else:
-            term.keys("main.litMap --li", "Tab")
+            # The map name completes (the symbol completer, fed by gomap's types module), then the option.
+            assert "main.litMap" in truth["maps"]
+            term.keys("main.litM", "Tab")
+            term.wait_for(r"^\(lldb\) gomap show main\.litMap $")
+            term.keys("--li", "Tab")
             term.wait_for(r"^\(lldb\) gomap show main.litMap --limit $")
             term.keys("2", "Enter")
         text = term.wait_for(r"^entries \(2 shown\):$")
