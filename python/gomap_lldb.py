@@ -1133,6 +1133,7 @@ def _prepare_target(debugger):
             ci, res = debugger.GetCommandInterpreter(), lldb.SBCommandReturnObject()
             ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
             ci.HandleCommand("process handle -p true -s false -n false SIGURG", res)
+            _recognized_in_variables(ci)
             if res.Succeeded() and not _STATE.get("sigurg_said"):
                 _STATE["sigurg_said"] = True
                 print("gomap: SIGURG (Go's preemption signal) will pass to the programs of new targets without "
@@ -1150,6 +1151,15 @@ def _prepare_target(debugger):
     _add_recognizer(debugger, t, stop_hook=not _STATE.get("dummy_hook"))
 
 
+def _recognized_in_variables(ci):
+    """SBFrame.GetVariables(args, locals, statics, in_scope), which IDEs call (lldb-dap's Locals),
+    lists a frame recognizer's values only with this setting: the map locals then appear there,
+    and the SB API expands them into typed entries (LLDB 19's `frame variable` printer does not)."""
+    res = lldb.SBCommandReturnObject()
+    ci.HandleCommand("settings set -g target.display-recognized-arguments true", res)  # targets to come
+    ci.HandleCommand("settings set target.display-recognized-arguments true", res)  # the current one
+
+
 def _add_recognizer(debugger, t, stop_hook):
     """The frame recognizer for this executable (and the stop hook, unless the dummy target's
     copy is already there), once."""
@@ -1160,6 +1170,7 @@ def _add_recognizer(debugger, t, stop_hook):
         res = lldb.SBCommandReturnObject()
         ci.HandleCommand("frame recognizer add -l %s.GoFrameRecognizer -s '%s' -x -n . -f false"
                          % (__name__, exe.GetFilename()), res)
+        _recognized_in_variables(ci)
         if stop_hook:
             ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
 

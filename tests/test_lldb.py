@@ -559,6 +559,122 @@ def test_import_before_any_target_sets_up_later_ones(fixture_matrix):
     assert re.search(r"SIGURG +true +false +false", "\n".join(blocks[5][1])), blocks[5]
 
 
+# ---- an IDE: lldb-dap's Locals ----------------------------------------------------------------------------
+
+def _dap_adapter():
+    """lldb-dap of the tests' LLDB (lldb-19 -> lldb-dap-19; LLDB 16 named it lldb-vscode-16)."""
+    base = os.path.basename(LLDB or "")
+    for name in (base.replace("lldb", "lldb-dap", 1), base.replace("lldb", "lldb-vscode", 1)):
+        found = shutil.which(name) or shutil.which(os.path.join(os.path.dirname(LLDB or ""), name))
+        if found:
+            return found
+    return None
+
+
+class Dap:
+    """A Debug Adapter Protocol client (what VS Code speaks) over lldb-dap's stdin/stdout."""
+
+    def __init__(self, argv):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.seq, self.buf, self.events = 0, b"", []
+
+    def send(self, command, **arguments):
+        self.seq += 1
+        body = json.dumps({"seq": self.seq, "type": "request", "command": command, "arguments": arguments}).encode()
+        self.p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.p.stdin.flush()
+        return self.seq
+
+    def _message(self, deadline):
+        import select
+        import time
+
+        while True:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if sep:
+                n = int(head.split(b":")[1])
+                if len(rest) >= n:
+                    self.buf = rest[n:]
+                    return json.loads(rest[:n])
+            left = deadline - time.time()
+            assert left > 0, "lldb-dap did not answer; last events: %s" % self.events[-5:]
+            if select.select([self.p.stdout], [], [], left)[0]:
+                chunk = os.read(self.p.stdout.fileno(), 1 << 16)
+                assert chunk, "lldb-dap exited; events: %s" % self.events[-5:]
+                self.buf += chunk
+
+    def request(self, command, **arguments):
+        import time
+
+        seq, deadline = self.send(command, **arguments), time.time() + 120
+        while True:
+            m = self._message(deadline)
+            if m.get("type") == "response" and m.get("request_seq") == seq:
+                assert m.get("success"), m
+                return m.get("body") or {}
+            self.events.append(m)
+
+    def event(self, name):
+        import time
+
+        for i, m in enumerate(self.events):
+            if m.get("event") == name:
+                return self.events.pop(i)
+        deadline = time.time() + 120
+        while True:
+            m = self._message(deadline)
+            if m.get("event") == name:
+                return m
+            self.events.append(m)
+
+    def close(self):
+        try:
+            self.request("disconnect", terminateDebuggee=True)
+            self.p.wait(timeout=30)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("tag", LOCALS_TAGS)
+def test_ide_locals_expand_through_lldb_dap(fixture_matrix, tag):
+    """What VS Code shows (lldb-dap, gomap imported in initCommands): the Locals scope of the frame
+    with map locals lists them, typed, with their len, and each expands into its entries."""
+    adapter = _dap_adapter()
+    if adapter is None:
+        pytest.fail("lldb-dap is not installed (Debian's lldb-19 package has lldb-dap-19)", pytrace=False)
+    binary = locals_binary(fixture_matrix[tag])
+    dap = Dap([adapter])
+    try:
+        dap.request("initialize", adapterID="lldb-dap", clientID="gomap-tests", linesStartAt1=True,
+                    columnsStartAt1=True, pathFormat="path")
+        dap.send("launch", program=binary, initCommands=["command script import " + PLUGIN])
+        dap.event("initialized")
+        dap.request("setFunctionBreakpoints", breakpoints=[{"name": "main.marker"}])
+        dap.request("configurationDone")
+        stopped = dap.event("stopped")["body"]
+        assert stopped["reason"] == "breakpoint", stopped  # not a SIGURG stop
+        frames = dap.request("stackTrace", threadId=stopped["threadId"], startFrame=0, levels=4)["stackFrames"]
+        caller = [f for f in frames if f["name"] == "main.withLocals"]
+        assert caller, frames
+        scopes = dap.request("scopes", frameId=caller[0]["id"])["scopes"]
+        ref = [s for s in scopes if s["name"] == "Locals"][0]["variablesReference"]
+        got = {v["name"]: v for v in dap.request("variables", variablesReference=ref)["variables"]}
+        # The fixture's own locals (fixtures/gdb_locals/main.go, withLocals).
+        want = {"local": ("map[string]int", {'["alpha"]': "1", '["beta"]': "2", '["gamma"]': "3"}),
+                "nums": ("map[int]string", {"[%d]" % i: '"n%d"' % i for i in range(5)})}
+        assert set(want) <= set(got), got
+        for name, (type_name, entries) in want.items():
+            v = got[name]
+            assert v["type"] == type_name and re.fullmatch(r"0x[0-9a-f]+ len=%d" % len(entries), v["value"]), v
+            assert v["variablesReference"], v
+            children = dap.request("variables", variablesReference=v["variablesReference"])["variables"]
+            assert {c["name"]: c["value"] for c in children} == entries, children
+    finally:
+        dap.close()
+
+
 # ---- Tab completion as typed in a terminal (tmux) ------------------------------------------------------
 
 class Terminal:
