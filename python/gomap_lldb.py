@@ -5,7 +5,7 @@
     (lldb) gomap show local            # a local of the selected frame (or box.index, a field)
     (lldb) gomap show 0xc000123400 --type 'map[string]int'
     (lldb) target variable main.cache  # len=N; -P 1 shows the entries as children
-    (lldb) frame variable -P 1         # the map locals of a Go frame, the same way
+    (lldb) frame variable              # the map locals of a Go frame (LLDB 19: summaries only)
 
 Everything that decodes a map happens in the Rust core (the `_gomap` native module) through the
 debugger-neutral layer in gomap_common.py; this file only tells that layer what LLDB has loaded,
@@ -307,9 +307,11 @@ or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
 `target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N, or nil);
 add -P 1 (or more) to see their entries as children: typed values, so structs expand into fields,
 pointers are pointers and nested maps expand in turn.
-Tab completion: subcommands; with LLDB 18+ also option names and the values of options with a
-fixed set (--sort, --roots) or a file (--output). Map names do not complete (LLDB 19 gives Python
-commands no argument completion of their own)."""
+Tab completion: subcommands; with LLDB 18+ also option names, the values of options with a
+fixed set (--sort, --roots) or a file (--output), and the names of package-level maps (offered
+with the program's functions of the same prefix: LLDB's symbol completer).
+LLDB 19's `frame variable` lists map locals but neither expands them (-P) nor selects one by
+name: use gomap show NAME, or an IDE (lldb-dap's Locals expand them)."""
 
 _SUBCOMMANDS = ("show", "buckets", "check", "maps", "holders", "layout")
 
