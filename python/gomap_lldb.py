@@ -1216,7 +1216,10 @@ def __lldb_init_module(debugger, internal_dict):
             if run("command script add -p -o -c %s.%s gomap %s" % (mod, cls, sub)).Succeeded():
                 continue
         globals()[cls] = type(cls, (GomapSubcommand,), {"sub": sub})
-        run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
+        # A classic command completes its words with one completer: symbols, so map names complete
+        # (`gomap watch main.wat<Tab>`); without it where LLDB has no -C.
+        if not run("command script add -o -C symbol -c %s.%s gomap %s" % (mod, cls, sub)).Succeeded():
+            run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
     run("command script add -o -c %s.GomapHelp gomap help" % mod)
     run("type category delete %s" % CATEGORY)
     run("type summary add -e -w %s -x '%s' -F %s.map_summary" % (CATEGORY, MAP_TYPE_REGEX, mod))

@@ -519,13 +519,15 @@ def test_completion_help_watch_and_sigurg(fixture_matrix, tag):
             "breakpoint set -n main.marker", "process launch", "breakpoint delete 1",
             "breakpoint set -o true -n fmt.Println", "process continue",
             "gomap watch main.watched --count 20", "bt 2", "gomap watch main.watched --count nope",
-            completions("gomap show main.wat"), completions("gomap check main.n"), "process kill"]
+            completions("gomap show main.wat"), completions("gomap check main.n"), completions("gomap watch main.wat"),
+            "process kill"]
     out, blocks = lldb([binary], cmds)
     # Map names complete (the fixture's package-level maps, from its source): a unique prefix to the
     # name, a shared one to the maps that share it (no function of main starts so).
     maps = _package_maps(os.path.join(LOCALS_SRC, "main.go"))
     assert _offered(blocks[14]) == {m for m in maps if m.startswith("main.wat")} == {"main.watched"}, blocks[14]
     assert _offered(blocks[15]) == {m for m in maps if m.startswith("main.n")} and len(_offered(blocks[15])) == 2, blocks[15]
+    assert _offered(blocks[16]) == {"main.watched"}, blocks[16]  # watch (a classic command) too
     text = ["\n".join(lines) for _, lines in blocks]
     assert "completions: ['show']" in text[0], text[0]
     assert "completions: ['buckets', 'check', 'help', 'holders', 'layout', 'maps', 'show', 'watch']" in text[1], text[1]
