@@ -5,7 +5,7 @@
     (lldb) gomap show local            # a local of the selected frame (or box.index, a field)
     (lldb) gomap show 0xc000123400 --type 'map[string]int'
     (lldb) target variable main.cache  # len=N; -P 1 shows the entries as children
-    (lldb) frame variable -P 1         # the map locals of a Go frame, the same way
+    (lldb) frame variable              # the map locals of a Go frame (LLDB 19: summaries only)
 
 Everything that decodes a map happens in the Rust core (the `_gomap` native module) through the
 debugger-neutral layer in gomap_common.py; this file only tells that layer what LLDB has loaded,
@@ -307,9 +307,11 @@ or a field of one (box.index), or 0xADDR with --type 'map[K]V'.
 `target variable main.m` and `frame variable` show maps as map[K]V with a summary (len=N, or nil);
 add -P 1 (or more) to see their entries as children: typed values, so structs expand into fields,
 pointers are pointers and nested maps expand in turn.
-Tab completion: subcommands; with LLDB 18+ also option names and the values of options with a
-fixed set (--sort, --roots) or a file (--output). Map names do not complete (LLDB 19 gives Python
-commands no argument completion of their own)."""
+Tab completion: subcommands; with LLDB 18+ also option names, the values of options with a
+fixed set (--sort, --roots) or a file (--output), and the names of package-level maps (offered
+with the program's functions of the same prefix: LLDB's symbol completer).
+LLDB 19's `frame variable` lists map locals but neither expands them (-P) nor selects one by
+name: use gomap show NAME, or an IDE (lldb-dap's Locals expand them)."""
 
 _SUBCOMMANDS = ("show", "buckets", "check", "maps", "holders", "layout")
 
@@ -396,7 +398,10 @@ class GomapParsedSubcommand(GomapSubcommand):
             return []
         _name, required, multiple = self._positional[0]
         repeat = ("plus" if required else "star") if multiple else ("plain" if required else "optional")
-        return [[{"arg_type": lldb.eArgTypeExpressionPath, "repeat": repeat}]]
+        # LLDB 19 completes an argument only as its type's table entry says (no completion hook for
+        # Python commands before LLDB 20): a symbol, so Tab lists the code symbols of the target's
+        # modules, which gomap's types module extends with the program's map variables.
+        return [[{"arg_type": lldb.eArgTypeSymbol, "repeat": repeat}]]
 
     def get_flags(self):
         return 0
@@ -919,8 +924,23 @@ def _types_module_source(type_names, variables, graph=()):
         L += ["\t.byte 0",
               "\t.byte 4", "\t.string %s" % _asm_string(pkg), "\t.long .Lpkg%d - .Lcu" % i,
               "\t.byte 9", "\t.byte 3", "\t.quad %#x" % base]
-    L += ["\t.byte 0", ".Lend:", ""]
-    return "\n".join(L)
+    L += ["\t.byte 0", ".Lend:"]
+    L += _completion_symbols(name for name, type_name, _addr in variables if type_name in labels)
+    return "\n".join(L + [""])
+
+
+def _completion_symbols(names):
+    """A local code symbol per map variable name, in a .text that LLDB never loads: LLDB 19 completes
+    a Python command's argument only through the completer its argument type names in LLDB's table,
+    and the symbol completer (`eArgTypeSymbol`) lists code symbols of every module, so `gomap show
+    main.se<Tab>` finds `main.sessions` here (next to the program's functions of that prefix)."""
+    out = []
+    for name in sorted(set(names)):
+        if not name or not all(32 < ord(c) < 127 and c not in '"\\' for c in name):
+            continue  # gas quotes symbol names; such a name is left out of completion only
+        q = '"%s"' % name
+        out += ["\t.type %s, @function" % q, "%s:" % q, "\t.byte 0", "\t.size %s, 1" % q]
+    return (["\t.text"] + out) if out else []
 
 
 def _graph_source(graph, map_labels):
@@ -1115,6 +1135,7 @@ def _prepare_target(debugger):
             ci, res = debugger.GetCommandInterpreter(), lldb.SBCommandReturnObject()
             ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
             ci.HandleCommand("process handle -p true -s false -n false SIGURG", res)
+            _recognized_in_variables(ci)
             if res.Succeeded() and not _STATE.get("sigurg_said"):
                 _STATE["sigurg_said"] = True
                 print("gomap: SIGURG (Go's preemption signal) will pass to the programs of new targets without "
@@ -1132,6 +1153,15 @@ def _prepare_target(debugger):
     _add_recognizer(debugger, t, stop_hook=not _STATE.get("dummy_hook"))
 
 
+def _recognized_in_variables(ci):
+    """SBFrame.GetVariables(args, locals, statics, in_scope), which IDEs call (lldb-dap's Locals),
+    lists a frame recognizer's values only with this setting: the map locals then appear there,
+    and the SB API expands them into typed entries (LLDB 19's `frame variable` printer does not)."""
+    res = lldb.SBCommandReturnObject()
+    ci.HandleCommand("settings set -g target.display-recognized-arguments true", res)  # targets to come
+    ci.HandleCommand("settings set target.display-recognized-arguments true", res)  # the current one
+
+
 def _add_recognizer(debugger, t, stop_hook):
     """The frame recognizer for this executable (and the stop hook, unless the dummy target's
     copy is already there), once."""
@@ -1142,6 +1172,7 @@ def _add_recognizer(debugger, t, stop_hook):
         res = lldb.SBCommandReturnObject()
         ci.HandleCommand("frame recognizer add -l %s.GoFrameRecognizer -s '%s' -x -n . -f false"
                          % (__name__, exe.GetFilename()), res)
+        _recognized_in_variables(ci)
         if stop_hook:
             ci.HandleCommand("target stop-hook add -P %s.StopHook" % __name__, res)
 
@@ -1185,7 +1216,10 @@ def __lldb_init_module(debugger, internal_dict):
             if run("command script add -p -o -c %s.%s gomap %s" % (mod, cls, sub)).Succeeded():
                 continue
         globals()[cls] = type(cls, (GomapSubcommand,), {"sub": sub})
-        run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
+        # A classic command completes its words with one completer: symbols, so map names complete
+        # (`gomap watch main.wat<Tab>`); without it where LLDB has no -C.
+        if not run("command script add -o -C symbol -c %s.%s gomap %s" % (mod, cls, sub)).Succeeded():
+            run("command script add -o -c %s.%s gomap %s" % (mod, cls, sub))
     run("command script add -o -c %s.GomapHelp gomap help" % mod)
     run("type category delete %s" % CATEGORY)
     run("type summary add -e -w %s -x '%s' -F %s.map_summary" % (CATEGORY, MAP_TYPE_REGEX, mod))
