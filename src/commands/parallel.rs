@@ -23,7 +23,7 @@ use crate::decode::{self, Health, Visitor};
 use crate::error::Result;
 use crate::layout::MapType;
 use crate::target::Target;
-use crate::value::{Plan as ValuePlan, Renderer};
+use crate::value::{Flat, Plan as ValuePlan, Renderer};
 use crate::report::progress::Bar;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -217,14 +217,20 @@ fn at(v: &[u8], size: usize, i: usize) -> &[u8] {
     v.get(i * size..(i + 1) * size).unwrap_or(&[])
 }
 
-fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, j: &Job, gather: bool, mut out: Vec<u8>) -> Vec<u8> {
+#[allow(clippy::too_many_arguments)]
+fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, flat: Option<&Flat>, ks: usize, es: usize, j: &Job, gather: bool, mut out: Vec<u8>) -> Vec<u8> {
     out.reserve(j.count * (ks + es) * 2);
     if gather {
-        // The batch's string bytes first, read in address order; then the entries in walk order.
+        // The batch's string bytes first, read in address order; then the entries in walk order,
+        // each by the flat rendering when the map has one and the entry allows it.
         r.gather(key, elem, &j.keys, ks, &j.elems, es, j.count);
         for i in 0..j.count {
+            let (k, e, comma) = (at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+            if flat.is_some_and(|f| r.flat_entry(f, &mut out, k, e, i, comma)) {
+                continue;
+            }
             r.gathered_entry(i);
-            json_entry(r, &mut out, key, elem, at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+            json_entry(r, &mut out, key, elem, k, e, comma);
         }
         r.gathered_done();
         return out;
@@ -246,7 +252,7 @@ fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: us
 }
 
 #[allow(clippy::too_many_arguments)]
-fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, jobs: &Mutex<Receiver<Job>>, done: Sender<Done>, gather: bool, free_out: &Mutex<Vec<Vec<u8>>>) {
+fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, flat: Option<&Flat>, ks: usize, es: usize, jobs: &Mutex<Receiver<Job>>, done: Sender<Done>, gather: bool, free_out: &Mutex<Vec<Vec<u8>>>) {
     decode::no_interrupt_hook_on_this_thread();
     loop {
         let job = match jobs.lock() {
@@ -257,7 +263,7 @@ fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: us
             Err(_) => return,
         };
         let buf = free_out.lock().ok().and_then(|mut f| f.pop()).unwrap_or_default();
-        let out = render(r, key, elem, ks, es, &job, gather, buf);
+        let out = render(r, key, elem, flat, ks, es, &job, gather, buf);
         let d = Done {
             seq: job.seq,
             out,
@@ -291,10 +297,12 @@ pub fn walk_json(t: &Target, m: &MapType, addr: u64, rend: &Renderer<'_>, limit:
     let jrx = Mutex::new(jrx);
     let (dtx, drx) = channel::<Done>();
     let free_out = Mutex::new(Vec::new());
+    // GOMAP_FLAT=0: every entry through the general rendering (benchmarks compare both).
+    let flat = if std::env::var("GOMAP_FLAT").is_ok_and(|v| v == "0") { None } else { rend.flat(&key, &elem) };
     std::thread::scope(|sc| {
         for _ in 0..p.workers {
-            let (r, dtx, jrx, key, elem, free_out) = (rend.like(), dtx.clone(), &jrx, &key, &elem, &free_out);
-            sc.spawn(move || worker(&r, key, elem, ks, es, jrx, dtx, p.gather, free_out));
+            let (r, dtx, jrx, key, elem, free_out, flat) = (rend.like(), dtx.clone(), &jrx, &key, &elem, &free_out, flat.as_ref());
+            sc.spawn(move || worker(&r, key, elem, flat, ks, es, jrx, dtx, p.gather, free_out));
         }
         drop(dtx);
         let mut b = Batcher {
