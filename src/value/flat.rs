@@ -60,12 +60,42 @@ static PLAIN: [bool; 256] = {
     t
 };
 
+/// Whether the first `n` (at most 16) bytes of `w` are all plain: one fixed-size pass the
+/// compiler turns into a few vector compares.
+#[inline]
+fn plain16(w: &[u8; 16], n: usize) -> bool {
+    let mut bad = 0u32;
+    for (i, &c) in w.iter().enumerate() {
+        let plain = c.wrapping_sub(0x20) < 0x60 && c != b'"' && c != b'\\';
+        bad |= u32::from(!plain) << i;
+    }
+    bad & ((1u32 << n) - 1) == 0
+}
+
+/// `v[from..to]` appended: up to 16 bytes as one fixed-size copy (a variable-length
+/// `extend_from_slice` is a `memcpy` call per literal), cut to length.
+#[inline]
+fn push_short(out: &mut Vec<u8>, v: &[u8], from: usize, to: usize) {
+    let n = to.saturating_sub(from);
+    if n <= 16 {
+        if let Some(w) = v.get(from..from + 16).and_then(|w| <&[u8; 16]>::try_from(w).ok()) {
+            let at = out.len();
+            out.extend_from_slice(w);
+            out.truncate(at + n);
+            return;
+        }
+    }
+    out.extend_from_slice(v.get(from..to).unwrap_or(&[]));
+}
+
 impl Flat {
     /// The flat rendering of entries of `key` and `elem` in JSON, or None when either is not flat.
     pub fn new(key: &Plan, elem: &Plan) -> Option<Flat> {
         let mut f = Flat::default();
         f.key = f.part(key)?;
         f.elem = f.part(elem)?;
+        // Every literal can be read as 16 bytes (`push_short`).
+        f.lits.extend_from_slice(&[0; 16]);
         Some(f)
     }
 
@@ -160,7 +190,7 @@ impl Renderer<'_> {
         let start = out.len();
         for op in &part.ops {
             match *op {
-                Op::Lit(from, to) => out.extend_from_slice(f.lits.get(from as usize..to as usize).unwrap_or(&[])),
+                Op::Lit(from, to) => push_short(out, &f.lits, from as usize, to as usize),
                 Op::Bool(o) => out.extend_from_slice(if b.get(o).copied().unwrap_or(0) != 0 { b"true" } else { b"false" }),
                 Op::Int(o, n) => {
                     let v = le_uint(b, o, n);
@@ -188,13 +218,23 @@ impl Renderer<'_> {
                     let Some(r) = g.recs.get(*cur).filter(|r| *cur < end && r.p == p && u64::from(r.n) == n) else { return false };
                     let Some(bytes) = g.arena.get(r.off as usize..r.off as usize + r.n as usize) else { return false };
                     *cur += 1;
-                    if bytes.iter().fold(true, |a, &c| a & PLAIN[c as usize]) {
-                        out.reserve(bytes.len() + 2);
-                        out.push(b'"');
-                        out.extend_from_slice(bytes);
-                        out.push(b'"');
-                    } else {
-                        string_bytes(out, bytes, true);
+                    let off = r.off as usize;
+                    match g.arena.get(off..off + 16).and_then(|w| <&[u8; 16]>::try_from(w).ok()) {
+                        // Most keys and names: 16 bytes at once, checked and copied whole.
+                        Some(w) if bytes.len() <= 16 && plain16(w, bytes.len()) => {
+                            out.push(b'"');
+                            let at = out.len();
+                            out.extend_from_slice(w);
+                            out.truncate(at + bytes.len());
+                            out.push(b'"');
+                        }
+                        _ if bytes.iter().fold(true, |a, &c| a & PLAIN[c as usize]) => {
+                            out.reserve(bytes.len() + 2);
+                            out.push(b'"');
+                            out.extend_from_slice(bytes);
+                            out.push(b'"');
+                        }
+                        _ => string_bytes(out, bytes, true),
                     }
                 }
             }
