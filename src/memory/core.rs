@@ -66,11 +66,9 @@ pub struct CoreMemory {
 /// Releases below this size wait in `pending`: a census walks 200k small maps, and one `madvise`
 /// each (with the TLB flush, and the refault of the window the next map shares) was half its time.
 const RELEASE_DIRECT: usize = 1 << 20;
-/// Pending windows are dropped together once they cover this much: the pages of a map's group
-/// arrays stay resident until then, so this is also what a walk's RSS carries (1M string->struct
-/// on Go 1.26, whose 2046 tables are 58 KiB each: 32 MiB peaked at 100 MB, 4 MiB at 81 MB; the
-/// census's time did not change).
-const RELEASE_BATCH: usize = 4 << 20;
+/// Pending windows are dropped together once they cover this much. (Arrays of 16 KiB and more are
+/// read from the file, not through the mapping: see `decode::read_chunk`.)
+const RELEASE_BATCH: usize = 32 << 20;
 
 impl CoreMemory {
     /// Drops the page table entries of file bytes `first..end` (page-aligned, inside the mapping).
