@@ -63,6 +63,8 @@ def test_worker_threads_print_the_same_bytes(fixture, truth, tmp_path):
         assert code == 0 and err == "", err
         assert two == one, expr
         assert_map_matches(json.loads(two), tm, expr, fixture["impl"])
+        # Gathering each batch's strings first (the other way of the worker threads) prints the same.
+        assert gomap("show", *target, expr, "--json", "--limit", "0", env={"GOMAP_THREADS": "2", "GOMAP_GATHER": "1"})[1] == one, expr
         # Cut strings leave the flat rendering of the worker threads for the general one, entry by entry.
         cut = [gomap("show", *target, expr, "--json", "--limit", "0", "--max-string", "4", env={"GOMAP_THREADS": n})[1] for n in ("1", "2")]
         assert cut[0] == cut[1], expr

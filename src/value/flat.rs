@@ -160,20 +160,31 @@ impl Renderer<'_> {
     /// Entry `i` of the gathered batch as `json_entry` prints it, key bytes `k` and element bytes
     /// `e`: true when done, false (and `out` as it was) when the entry needs the general path.
     pub fn flat_entry(&self, f: &Flat, out: &mut Vec<u8>, k: &[u8], e: &[u8], i: usize, comma: bool) -> bool {
-        let mark = out.len();
         let g = self.gathered.borrow();
-        let (mut cur, end) = match (g.starts.get(i), g.starts.get(i + 1)) {
+        let (cur, end) = match (g.starts.get(i), g.starts.get(i + 1)) {
             (Some(&a), Some(&b)) => (a as usize, b as usize),
             _ => return false,
         };
+        self.flat_any(f, out, k, e, Some(&g), cur, end, comma)
+    }
+
+    /// [`Renderer::flat_entry`] for an entry that was not gathered: its strings are read from memory.
+    pub fn flat_entry_direct(&self, f: &Flat, out: &mut Vec<u8>, k: &[u8], e: &[u8], comma: bool) -> bool {
+        self.flat_any(f, out, k, e, None, 0, 0, comma)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn flat_any(&self, f: &Flat, out: &mut Vec<u8>, k: &[u8], e: &[u8], g: Option<&super::Gathered>, mut cur: usize, end: usize, comma: bool) -> bool {
+        let mark = out.len();
         if comma {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"key\":");
-        let mut ok = self.flat_part(f, &f.key, out, k, &g, &mut cur, end);
+        let mut ok = self.flat_part(f, &f.key, out, k, g, &mut cur, end);
         if ok {
             out.extend_from_slice(b",\"value\":");
-            ok = self.flat_part(f, &f.elem, out, e, &g, &mut cur, end);
+            ok = self.flat_part(f, &f.elem, out, e, g, &mut cur, end);
         }
         if !ok {
             out.truncate(mark);
@@ -185,7 +196,7 @@ impl Renderer<'_> {
 
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn flat_part(&self, f: &Flat, part: &Part, out: &mut Vec<u8>, b: &[u8], g: &super::Gathered, cur: &mut usize, end: usize) -> bool {
+    fn flat_part(&self, f: &Flat, part: &Part, out: &mut Vec<u8>, b: &[u8], g: Option<&super::Gathered>, cur: &mut usize, end: usize) -> bool {
         // A struct's strings are cut at what is left of its budget (`Renderer::used`).
         let start = out.len();
         for op in &part.ops {
@@ -215,11 +226,21 @@ impl Renderer<'_> {
                     if n.min(self.max_string).min(left.max(16)) < n {
                         return false;
                     }
-                    let Some(r) = g.recs.get(*cur).filter(|r| *cur < end && r.p == p && u64::from(r.n) == n) else { return false };
-                    let Some(bytes) = g.arena.get(r.off as usize..r.off as usize + r.n as usize) else { return false };
-                    *cur += 1;
-                    let off = r.off as usize;
-                    match g.arena.get(off..off + 16).and_then(|w| <&[u8; 16]>::try_from(w).ok()) {
+                    let (bytes, window) = match g {
+                        Some(g) => {
+                            let Some(r) = g.recs.get(*cur).filter(|r| *cur < end && r.p == p && u64::from(r.n) == n) else { return false };
+                            let Some(bytes) = g.arena.get(r.off as usize..r.off as usize + r.n as usize) else { return false };
+                            *cur += 1;
+                            let off = r.off as usize;
+                            (bytes, g.arena.get(off..off + 16).and_then(|w| <&[u8; 16]>::try_from(w).ok()))
+                        }
+                        // Not gathered: the bytes where they are (else the general path reads them).
+                        None => match self.t.mem.view(p, n as usize) {
+                            Some(v) => (v, None),
+                            None => return false,
+                        },
+                    };
+                    match window {
                         // Most keys and names: 16 bytes at once, checked and copied whole.
                         Some(w) if bytes.len() <= 16 && plain16(w, bytes.len()) => {
                             out.push(b'"');
