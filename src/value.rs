@@ -9,6 +9,9 @@ use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+mod flat;
+pub use flat::Flat;
+
 /// reflect.Kind values as the Go linker records them in DW_AT_go_kind.
 pub(crate) mod kind {
     pub const BOOL: u8 = 1;

@@ -53,8 +53,9 @@ def test_worker_threads_print_the_same_bytes(fixture, truth, tmp_path):
     """`show --json` of a core renders big maps on worker threads (main.bigMap, 1M entries, takes that
     path by default in test_core_one_million_entries). GOMAP_THREADS=2 forces it on every map, in
     batches of 61 entries: the output must be byte-identical to one thread's and match the truth, also
-    with --limit and with --output FILE."""
+    with --limit, --max-string and --output FILE."""
     target = core_target(fixture)
+    prefixes = 0
     for expr, tm in truth["maps"].items():
         code, one, err = gomap("show", *target, expr, "--json", "--limit", "0", env={"GOMAP_THREADS": "1"})
         assert code == 0, err
@@ -62,6 +63,13 @@ def test_worker_threads_print_the_same_bytes(fixture, truth, tmp_path):
         assert code == 0 and err == "", err
         assert two == one, expr
         assert_map_matches(json.loads(two), tm, expr, fixture["impl"])
+        # Gathering each batch's strings first (the other way of the worker threads) prints the same.
+        assert gomap("show", *target, expr, "--json", "--limit", "0", env={"GOMAP_THREADS": "2", "GOMAP_GATHER": "1"})[1] == one, expr
+        # Cut strings leave the flat rendering of the worker threads for the general one, entry by entry.
+        cut = [gomap("show", *target, expr, "--json", "--limit", "0", "--max-string", "4", env={"GOMAP_THREADS": n})[1] for n in ("1", "2")]
+        assert cut[0] == cut[1], expr
+        prefixes += cut[1].count('"prefix":')
+    assert prefixes > 0
     cut = [gomap("show", *target, "main.growingMap", "--json", "--limit", "100", env={"GOMAP_THREADS": n})[1] for n in ("1", "2")]
     assert cut[0] == cut[1] and json.loads(cut[1])["truncated"] is True
     out = tmp_path / "growing.json"

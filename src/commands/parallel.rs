@@ -11,11 +11,12 @@
 //! workers on every map, in batches of [`TEST_BATCH`] entries, so that the tests' small fixture maps
 //! cross many batch boundaries.
 //!
-//! Before rendering a batch, a worker gathers its strings (`Renderer::gather`): it lists every
-//! string the batch's entries will print, copies their bytes in address order into one buffer laid
-//! out in rendering order, and rendering then reads that buffer front to back. A string map's
-//! strings sit all over the heap in hash order; read one entry at a time each is a cache and TLB
-//! miss that prefetching only partly hides. `GOMAP_GATHER=0` renders with prefetching instead, and
+//! A worker starts loading the string bytes of the entry 16 ahead of the one it renders: a string
+//! map's strings sit all over the heap in hash order, each a cache and TLB miss. `GOMAP_GATHER=1`
+//! gathers a batch's strings first instead (`Renderer::gather`: every string the batch prints,
+//! copied in address order into one buffer laid out in rendering order); with the flat rendering
+//! (`value::Flat`) and batches of 4096 that was ~10 % more CPU than prefetching on 1M
+//! string->struct entries (it had been ~10 % less with the general rendering and batches of 16384).
 //! `GOMAP_BATCH=N` sets the entries per batch (benchmarks compare them).
 
 use super::{entries_done, json_entry};
@@ -23,20 +24,22 @@ use crate::decode::{self, Health, Visitor};
 use crate::error::Result;
 use crate::layout::MapType;
 use crate::target::Target;
-use crate::value::{Plan as ValuePlan, Renderer};
+use crate::value::{Flat, Plan as ValuePlan, Renderer};
 use crate::report::progress::Bar;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
-/// Entries per batch: big enough that handing one over costs nothing per entry and that the
-/// batch's strings, read in address order, share pages (1M string->struct entries on the bench
-/// core: 4096 -> 16384 halved the time spent reading them), small enough that the batches in
-/// flight stay a few MiB (65536: over 100 MB of RSS).
-const BATCH: usize = 16384;
+/// Entries per batch: big enough that handing one over costs nothing per entry, small enough that
+/// a batch's output stays in a core's cache and the batches in flight stay a few MiB. 1M
+/// string->struct entries on the bench cores, with the flat rendering: 4096 (4 queued) used the
+/// same CPU as 16384 (1 queued) or a little less, 8-10 MB less RSS and less wall time (the pipeline
+/// fills and drains faster); before the flat rendering 16384 had halved the time spent gathering
+/// strings against 4096. 65536: over 100 MB of RSS.
+const BATCH: usize = 4096;
 /// Batches of [`BATCH`] entries waiting for a worker before the walk waits (more when smaller).
-const QUEUE: usize = 1;
+const QUEUE: usize = 4;
 /// Smaller maps are rendered on the calling thread: starting threads would cost more than it saves.
 pub const MIN_LEN: u64 = 1 << 16;
 /// Entries per batch when GOMAP_THREADS forces the parallel path.
@@ -49,7 +52,7 @@ const PREFETCH_AHEAD: usize = 16;
 pub struct Plan {
     workers: usize,
     batch: usize,
-    /// Read each batch's strings in address order before rendering it (`GOMAP_GATHER=0`: no).
+    /// Read each batch's strings in address order before rendering it (`GOMAP_GATHER=1`).
     gather: bool,
 }
 
@@ -58,7 +61,7 @@ pub fn plan(t: &Target, len: u64) -> Option<Plan> {
     if t.mem.is_live() {
         return None;
     }
-    let gather = std::env::var("GOMAP_GATHER").map_or(true, |v| v != "0");
+    let gather = std::env::var("GOMAP_GATHER").is_ok_and(|v| v == "1");
     let batch = std::env::var("GOMAP_BATCH").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&b| b > 0);
     match std::env::var("GOMAP_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
         Some(n) => (n >= 2).then(|| Plan { workers: n.min(8), batch: batch.unwrap_or(TEST_BATCH), gather }),
@@ -217,14 +220,20 @@ fn at(v: &[u8], size: usize, i: usize) -> &[u8] {
     v.get(i * size..(i + 1) * size).unwrap_or(&[])
 }
 
-fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, j: &Job, gather: bool, mut out: Vec<u8>) -> Vec<u8> {
+#[allow(clippy::too_many_arguments)]
+fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, flat: Option<&Flat>, ks: usize, es: usize, j: &Job, gather: bool, mut out: Vec<u8>) -> Vec<u8> {
     out.reserve(j.count * (ks + es) * 2);
     if gather {
-        // The batch's string bytes first, read in address order; then the entries in walk order.
+        // The batch's string bytes first, read in address order; then the entries in walk order,
+        // each by the flat rendering when the map has one and the entry allows it.
         r.gather(key, elem, &j.keys, ks, &j.elems, es, j.count);
         for i in 0..j.count {
+            let (k, e, comma) = (at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+            if flat.is_some_and(|f| r.flat_entry(f, &mut out, k, e, i, comma)) {
+                continue;
+            }
             r.gathered_entry(i);
-            json_entry(r, &mut out, key, elem, at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+            json_entry(r, &mut out, key, elem, k, e, comma);
         }
         r.gathered_done();
         return out;
@@ -240,13 +249,17 @@ fn render(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: us
             r.prefetch(key, at(&j.keys, ks, i + PREFETCH_AHEAD));
             r.prefetch(elem, at(&j.elems, es, i + PREFETCH_AHEAD));
         }
-        json_entry(r, &mut out, key, elem, at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+        let (k, e, comma) = (at(&j.keys, ks, i), at(&j.elems, es, i), j.first + i as u64 > 0);
+        if flat.is_some_and(|f| r.flat_entry_direct(f, &mut out, k, e, comma)) {
+            continue;
+        }
+        json_entry(r, &mut out, key, elem, k, e, comma);
     }
     out
 }
 
 #[allow(clippy::too_many_arguments)]
-fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: usize, jobs: &Mutex<Receiver<Job>>, done: Sender<Done>, gather: bool, free_out: &Mutex<Vec<Vec<u8>>>) {
+fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, flat: Option<&Flat>, ks: usize, es: usize, jobs: &Mutex<Receiver<Job>>, done: Sender<Done>, gather: bool, free_out: &Mutex<Vec<Vec<u8>>>) {
     decode::no_interrupt_hook_on_this_thread();
     loop {
         let job = match jobs.lock() {
@@ -257,7 +270,7 @@ fn worker(r: &Renderer<'_>, key: &ValuePlan, elem: &ValuePlan, ks: usize, es: us
             Err(_) => return,
         };
         let buf = free_out.lock().ok().and_then(|mut f| f.pop()).unwrap_or_default();
-        let out = render(r, key, elem, ks, es, &job, gather, buf);
+        let out = render(r, key, elem, flat, ks, es, &job, gather, buf);
         let d = Done {
             seq: job.seq,
             out,
@@ -291,10 +304,12 @@ pub fn walk_json(t: &Target, m: &MapType, addr: u64, rend: &Renderer<'_>, limit:
     let jrx = Mutex::new(jrx);
     let (dtx, drx) = channel::<Done>();
     let free_out = Mutex::new(Vec::new());
+    // GOMAP_FLAT=0: every entry through the general rendering (benchmarks compare both).
+    let flat = if std::env::var("GOMAP_FLAT").is_ok_and(|v| v == "0") { None } else { rend.flat(&key, &elem) };
     std::thread::scope(|sc| {
         for _ in 0..p.workers {
-            let (r, dtx, jrx, key, elem, free_out) = (rend.like(), dtx.clone(), &jrx, &key, &elem, &free_out);
-            sc.spawn(move || worker(&r, key, elem, ks, es, jrx, dtx, p.gather, free_out));
+            let (r, dtx, jrx, key, elem, free_out, flat) = (rend.like(), dtx.clone(), &jrx, &key, &elem, &free_out, flat.as_ref());
+            sc.spawn(move || worker(&r, key, elem, flat, ks, es, jrx, dtx, p.gather, free_out));
         }
         drop(dtx);
         let mut b = Batcher {

@@ -5,7 +5,7 @@
 //! entry, so a live slot exists in exactly one of the two arrays: walking both yields every entry
 //! exactly once without computing Go's hash function.
 
-use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_addr, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
+use super::{changed_message, changed_since, interrupted, prefetch_slots, read_chunk, slot_addr, slot_bytes, ClassicStats, Health, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_CHAIN};
 use crate::error::{Error, Result};
 use crate::layout::{ClassicLayout, MapType};
 use crate::memory::{Memory, MemoryExt};
@@ -54,6 +54,8 @@ struct Walker<'a> {
     ebuf: Vec<u8>,
     /// The visitor has its entries and wants no more of the walk (`Visitor::stop_when_done`).
     done: bool,
+    /// The bulk read of bucket arrays, when the source reads them from its file (`read_chunk`).
+    chunk: Vec<u8>,
 }
 
 pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
@@ -81,7 +83,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, c: &ClassicLayout, addr: u64, v: &mut
     let buckets = c.buckets.get(&hdr);
     s.buckets_addr = buckets;
     let want_entries = v.wants_entries();
-    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, misplaced_evacuated: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new(), done: false };
+    let mut w = Walker { mem, m, c, h, s, want_entries, visited: 0, misplaced_evacuated: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new(), done: false, chunk: Vec::new() };
     if w.s.b > MAX_B {
         w.h.corrupt(format!("impossible B = {} (a map cannot have 2^{} buckets)", w.s.b, w.s.b));
         w.h.classic = Some(w.s);
@@ -151,10 +153,12 @@ impl Walker<'_> {
             }
             let k = per_chunk.min(n - i);
             let at = base.wrapping_add(i * bs);
-            let chunk = match self.mem.bytes(at, (k * bs) as usize) {
+            let mut buf = std::mem::take(&mut self.chunk);
+            let (chunk, copied) = match read_chunk(self.mem, at, (k * bs) as usize, &mut buf) {
                 Ok(b) => b,
                 Err(e) => {
                     self.h.corrupt(format!("{}bucket array is unreadable at bucket {i}: {e}", if old { "old " } else { "" }));
+                    self.chunk = buf;
                     return;
                 }
             };
@@ -166,7 +170,10 @@ impl Walker<'_> {
                 self.changed += 1;
             }
             drop(chunk);
-            self.mem.release(at, (k * bs) as usize);
+            self.chunk = buf;
+            if !copied {
+                self.mem.release(at, (k * bs) as usize);
+            }
             i += k;
         }
     }

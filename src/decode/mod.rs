@@ -377,6 +377,34 @@ pub(crate) fn prefetch_slots(mem: &dyn Memory, v: &mut dyn Visitor, b: &[u8], sl
     }
 }
 
+/// Bulk reads from this size on go through the file (`read_chunk`); smaller ones through the mapping:
+/// a census walks 220k small maps, and a `pread` each cost it more system time than the faults.
+/// Below a Go 1.24+ table's group array (128 groups, 40-60 KiB for common slot sizes).
+const FILE_READ_MIN: usize = 16 << 10;
+
+/// `len` bytes of a bucket or group array at `addr` for a walk's bulk read: copied into `buf` from
+/// the source's file when it has one and the read is at least [`FILE_READ_MIN`] (`Memory::read_file`:
+/// no page faults, nothing mapped, nothing to release: the bool is true), else the source's bytes (a
+/// view of a core's mapping).
+pub(crate) fn read_chunk<'a>(mem: &'a dyn Memory, addr: u64, len: usize, buf: &'a mut Vec<u8>) -> Result<(std::borrow::Cow<'a, [u8]>, bool)> {
+    use crate::memory::MemoryExt;
+    if (FILE_READ_MIN..=crate::memory::MAX_READ).contains(&len) && !mem.is_live() && file_reads() {
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        if mem.read_file(addr, &mut buf[..len]) {
+            return Ok((std::borrow::Cow::Borrowed(&buf[..len]), true));
+        }
+    }
+    Ok((mem.bytes(addr, len)?, false))
+}
+
+/// `GOMAP_FILE_READS=0`: bulk reads through the mapping, as before `read_chunk` (benchmarks compare).
+fn file_reads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("GOMAP_FILE_READS").map_or(true, |v| v != "0"))
+}
+
 /// Reads a slot's key or elem: in place, or behind a pointer for indirect slots.
 /// Where a slot's key or element lives: in the slot itself, or (indirect) where its pointer points.
 pub(crate) fn slot_addr(slot_addr: u64, inline: &[u8], indirect: bool) -> u64 {

@@ -5,7 +5,7 @@
 //! is visited once. Tables grow by replacement, never incrementally, so every full slot of every
 //! unique table is exactly one entry.
 
-use super::{changed_message, changed_since, interrupted, prefetch_slots, slot_addr, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
+use super::{changed_message, changed_since, interrupted, prefetch_slots, read_chunk, slot_addr, slot_bytes, Health, SwissStats, TableInfo, Visitor, CHUNK_BYTES, MAX_BUCKETS, MAX_DIR};
 use crate::error::{Error, Result};
 use crate::layout::{MapType, SwissLayout};
 use crate::memory::{le_uint, Memory, MemoryExt};
@@ -40,6 +40,8 @@ struct Walker<'a> {
     ebuf: Vec<u8>,
     /// The visitor has its entries and wants no more of the walk (`Visitor::stop_when_done`).
     done: bool,
+    /// The bulk read of group arrays, when the source reads them from its file (`read_chunk`).
+    chunk: Vec<u8>,
 }
 
 pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut dyn Visitor) -> Result<Health> {
@@ -61,7 +63,7 @@ pub fn walk(mem: &dyn Memory, m: &MapType, l: &SwissLayout, addr: u64, v: &mut d
     s.global_depth = l.global_depth.get(&hdr);
     s.dir_ptr = dir_ptr;
     let want_entries = v.wants_entries();
-    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new(), done: false };
+    let mut w = Walker { mem, m, l, h, s, want_entries, visited: 0, changed: 0, kbuf: Vec::new(), ebuf: Vec::new(), done: false, chunk: Vec::new() };
     if dir_len == 0 {
         w.s.small = true;
         if dir_ptr != 0 {
@@ -206,10 +208,12 @@ impl Walker<'_> {
             }
             let k = per_chunk.min(ngroups - g);
             let at = data.wrapping_add(g * gs);
-            let chunk = match self.mem.bytes(at, (k * gs) as usize) {
+            let mut buf = std::mem::take(&mut self.chunk);
+            let (chunk, copied) = match read_chunk(self.mem, at, (k * gs) as usize, &mut buf) {
                 Ok(b) => b,
                 Err(e) => {
                     self.h.corrupt(format!("groups of table {tp:#x} are unreadable at group {g}: {e}"));
+                    self.chunk = buf;
                     break;
                 }
             };
@@ -221,7 +225,10 @@ impl Walker<'_> {
                 self.changed += 1;
             }
             drop(chunk);
-            self.mem.release(at, (k * gs) as usize);
+            self.chunk = buf;
+            if !copied {
+                self.mem.release(at, (k * gs) as usize);
+            }
             g += k;
         }
         if changed_since(self.mem, tp, &tb) {

@@ -59,12 +59,15 @@ pub struct CoreMemory {
     threads: Vec<super::ThreadRegs>,
     /// Small released ranges (file offsets, window-aligned) not dropped yet, and their bytes.
     pending: std::sync::Mutex<(Vec<(usize, usize)>, usize)>,
+    /// The core file, for `read_file` (only when `open` mapped it).
+    file: Option<std::fs::File>,
 }
 
 /// Releases below this size wait in `pending`: a census walks 200k small maps, and one `madvise`
 /// each (with the TLB flush, and the refault of the window the next map shares) was half its time.
 const RELEASE_DIRECT: usize = 1 << 20;
-/// Pending windows are dropped together once they cover this much.
+/// Pending windows are dropped together once they cover this much. (Arrays of 16 KiB and more are
+/// read from the file, not through the mapping: see `decode::read_chunk`.)
 const RELEASE_BATCH: usize = 32 << 20;
 
 impl CoreMemory {
@@ -94,6 +97,7 @@ impl CoreMemory {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let mut core = CoreMemory::parse(map, path.display().to_string(), exe, partial)?;
         core.release_pages = true;
+        core.file = Some(file);
         Ok(core)
     }
 
@@ -178,7 +182,7 @@ impl CoreMemory {
             return Err(Error::Core(format!("{pname}: core file has no memory segments")));
         }
         segs.sort_by_key(|s| s.vaddr);
-        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut, threads, pending: Default::default() };
+        let mut core = CoreMemory { map, segs, files, entry, exe: None, path: pname, release_pages: false, last: Default::default(), cut, threads, pending: Default::default(), file: None };
         if let Some(exe) = exe {
             let bias = core.load_bias(&exe);
             core.check_belongs(&exe, bias)?;
@@ -427,6 +431,22 @@ impl Memory for CoreMemory {
             ranges.clear();
             *bytes = 0;
         }
+    }
+    fn read_file(&self, addr: u64, buf: &mut [u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = &self.file else { return false };
+        let Some(s) = self.find(addr) else { return false };
+        let rel = addr - s.vaddr;
+        // Only what `core_view` would hand out: bytes the core itself holds, inside the mapping.
+        match rel.checked_add(buf.len() as u64) {
+            Some(end) if end <= s.filesz => {}
+            _ => return false,
+        }
+        let Some(off) = s.offset.checked_add(rel) else { return false };
+        if off.saturating_add(buf.len() as u64) > self.map.len() as u64 {
+            return false;
+        }
+        file.read_exact_at(buf, off).is_ok()
     }
     fn describe(&self) -> String {
         format!("core {}", self.path)

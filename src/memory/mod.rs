@@ -41,6 +41,13 @@ pub trait Memory: Send + Sync {
     /// A hint that the walk is done with these bytes: a source that maps them may drop their pages,
     /// so that streaming a map's bucket arrays keeps the resident set flat whatever the map's size.
     fn release(&self, _addr: u64, _len: usize) {}
+    /// Fills `buf` with the bytes at `addr` by reading the file the source maps (a core), without
+    /// mapping them: for a walk's bulk reads of bucket and group arrays, read once and in order,
+    /// whose page faults, TLB misses and `release` cost more than the copy. False when the source
+    /// cannot (not a file, bytes not in it): then `bytes`.
+    fn read_file(&self, _addr: u64, _buf: &mut [u8]) -> bool {
+        false
+    }
     /// Bytes the source should hold but does not (a truncated core read with `--partial`).
     fn missing_bytes(&self) -> u64 {
         0
