@@ -6,11 +6,11 @@
 //! string of plain ASCII is copied as it is.
 //!
 //! The output is byte-for-byte what [`Renderer::value_with`] prints: an entry takes this path only
-//! when every string it prints is whole (under `--max-string` and the budget, exactly the cut rule
-//! of `Renderer::string`) and was gathered (`Renderer::gather`); any other entry is rendered again by
+//! when every string it prints is whole (under `--max-string` and the allowance of all the strings
+//! of its key or value, exactly the cut rule of `Renderer::string`) and was gathered (`Renderer::gather`); any other entry is rendered again by
 //! the general path, from its start.
 
-use super::{float, hex, json_str, push_i64, push_u64, string_bytes, Plan, Renderer, Style, IMPOSSIBLE_STRING};
+use super::{float, hex, json_str, push_i64, push_u64, string_bytes, Plan, Renderer, Style, IMPOSSIBLE_STRING, MAX_STRING};
 use crate::memory::le_uint;
 
 /// How deep a flat key or value may nest structs (deeper: the general path).
@@ -32,8 +32,8 @@ enum Op {
     Addr(usize),
 }
 
-/// One key or value: its operations, and whether it is a struct (whose strings count against the
-/// budget of what it printed before them, as `Renderer::used` does).
+/// One key or value: its operations, and whether it is a struct (whose strings share one allowance,
+/// as in `Renderer::string_allowance`).
 #[derive(Debug, Default)]
 struct Part {
     ops: Vec<Op>,
@@ -197,8 +197,9 @@ impl Renderer<'_> {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn flat_part(&self, f: &Flat, part: &Part, out: &mut Vec<u8>, b: &[u8], g: Option<&super::Gathered>, cur: &mut usize, end: usize) -> bool {
-        // A struct's strings are cut at what is left of its budget (`Renderer::used`).
-        let start = out.len();
+        // A struct's strings share one allowance (`Renderer::string_allowance`): a string the
+        // general path would cut sends the entry there.
+        let mut shown: u64 = 0;
         for op in &part.ops {
             match *op {
                 Op::Lit(from, to) => push_short(out, &f.lits, from as usize, to as usize),
@@ -221,11 +222,11 @@ impl Renderer<'_> {
                     if n >= IMPOSSIBLE_STRING {
                         return false;
                     }
-                    let used = if part.composite { out.len() - start } else { 0 };
-                    let left = self.budget().saturating_sub(used) as u64;
-                    if n.min(self.max_string).min(left.max(16)) < n {
+                    let left = if part.composite { MAX_STRING.saturating_sub(shown) } else { MAX_STRING };
+                    if n > left.max(16).min(self.max_string) {
                         return false;
                     }
+                    shown = shown.saturating_add(n);
                     let (bytes, window) = match g {
                         Some(g) => {
                             let Some(r) = g.recs.get(*cur).filter(|r| *cur < end && r.p == p && u64::from(r.n) == n) else { return false };
