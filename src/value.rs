@@ -51,6 +51,14 @@ pub const MAX_SHARED: u32 = 2;
 /// Output bytes one key or value may produce besides its strings' contents (brackets, numbers,
 /// field names, markers). String contents have their own allowance: `MAX_STRING` bytes in all.
 pub const ENTRY_BUDGET: usize = 1 << 20;
+/// How many bytes of a string may be shown when its key or value has already shown `shown` bytes of
+/// strings (0 for a string on its own): `max_string` for each string, and `MAX_STRING` for all the
+/// strings of a key or value together (a slice of a thousand long strings does not print a thousand
+/// times 16 MiB), but at least 16 bytes of each (within `max_string`), so every string shows a
+/// prefix. The one cut rule of the general and the flat rendering.
+pub(crate) fn string_allowance(max_string: u64, shown: u64) -> u64 {
+    MAX_STRING.saturating_sub(shown).max(16).min(max_string)
+}
 /// A string length no address space can hold: a structurally impossible header, not a long string.
 const IMPOSSIBLE_STRING: u64 = 1 << 48;
 
@@ -458,16 +466,6 @@ impl<'t> Renderer<'t> {
 
     fn over_budget(&self, out: &[u8]) -> bool {
         self.used(out) > ENTRY_BUDGET
-    }
-
-    /// How many bytes of a string the current key or value may still show: `max_string` for each
-    /// string, and `MAX_STRING` for all its strings together (a slice of a thousand long strings
-    /// does not print a thousand times 16 MiB), but at least 16 bytes of each (within `max_string`),
-    /// so every string shows a prefix.
-    fn string_allowance(&self) -> u64 {
-        let w = self.walk.borrow();
-        let left = if w.level == 0 { MAX_STRING } else { MAX_STRING.saturating_sub(w.str_shown) };
-        left.max(16).min(self.max_string)
     }
 
     /// Writes `bytes`, a string's contents, and counts them against the string allowance rather
@@ -878,7 +876,11 @@ impl<'t> Renderer<'t> {
         }
         // Cut at --max-string, and at what is left of the allowance of all the strings of this key or
         // value (a wrong --type reads garbage lengths; a hostile value repeats long strings).
-        let shown = n.min(self.string_allowance());
+        let before = {
+            let w = self.walk.borrow();
+            if w.level == 0 { 0 } else { w.str_shown }
+        };
+        let shown = n.min(string_allowance(self.max_string, before));
         let cut = shown < n;
         // A cut string must still exist whole: its last byte is in memory (a garbage length is not).
         if cut {

@@ -159,15 +159,16 @@ impl Visitor for Counter {
 
 /// One decoder fuzz input: walk the map directly (checking the walk's invariants), then run the
 /// `show` or `buckets` command over it (decoder + value renderer + findings) and check that JSON
-/// output is valid JSON.
-pub fn run_decode(fx: &Fixture, data: &[u8]) {
-    let Some(inp) = parse_decode_input(data) else { return };
+/// output is valid JSON. Returns the size of that output (0: the input reached no command), what a
+/// hostile value can amplify a few KB of memory into.
+pub fn run_decode(fx: &Fixture, data: &[u8]) -> usize {
+    let Some(inp) = parse_decode_input(data) else { return 0 };
     if fx.maps.is_empty() {
-        return;
+        return 0;
     }
     let (_, ty) = fx.maps[(inp.selector & 0x3f) as usize % fx.maps.len()];
     let t = Target::with_bias(fx.bin.clone(), Box::new(inp.image), 0);
-    let Ok(m) = t.map_type(ty) else { return };
+    let Ok(m) = t.map_type(ty) else { return 0 };
     let mut c = Counter { entries: 0, buckets: 0 };
     if let Ok(h) = decode::walk(&t, &m, inp.addr, &mut c) {
         assert!(h.live + h.deleted + h.empty <= h.slots, "slot counts exceed slots: {h:?}");
@@ -196,6 +197,7 @@ pub fn run_decode(fx: &Fixture, data: &[u8]) {
             (first, _) => panic!("invalid JSON output ({:?}): {}", first.map(|r| r.err()), String::from_utf8_lossy(&out[..out.len().min(2000)])),
         }
     }
+    out.len()
 }
 
 /// One binary fuzz input: parse it as an executable; when that succeeds, discover every map type
@@ -264,27 +266,14 @@ pub fn load_every_layout() -> Vec<Fixture> {
     tags.iter().filter_map(|p| Fixture::load(p).ok()).collect()
 }
 
-/// The size of `show --json --limit 0`'s output for a `decode_any` input (None: the input selects
-/// nothing or the command failed): what a hostile value can amplify a few KB of memory into.
-pub fn show_json_len(fxs: &[Fixture], data: &[u8]) -> Option<usize> {
-    let (&pick, rest) = data.split_first()?;
-    let fx = fxs.get(pick as usize % fxs.len().max(1))?;
-    let inp = parse_decode_input(rest)?;
-    let &(_, ty) = fx.maps.get((inp.selector & 0x3f) as usize % fx.maps.len().max(1))?;
-    let t = Target::with_bias(fx.bin.clone(), Box::new(inp.image), 0);
-    let r = MapRef { name: "fuzz".into(), addr: inp.addr, ty };
-    let mut out = Vec::new();
-    gomap::commands::show::show(&t, &r, &fx.show_json, &mut out).ok()?;
-    Some(out.len())
-}
-
-/// One `decode_any` input: a fixture selector byte, then a decoder input (format above).
-pub fn run_decode_any(fxs: &[Fixture], data: &[u8]) {
-    let Some((&pick, rest)) = data.split_first() else { return };
+/// One `decode_any` input: a fixture selector byte, then a decoder input (format above); returns
+/// `run_decode`'s output size.
+pub fn run_decode_any(fxs: &[Fixture], data: &[u8]) -> usize {
+    let Some((&pick, rest)) = data.split_first() else { return 0 };
     if fxs.is_empty() {
-        return;
+        return 0;
     }
-    run_decode(&fxs[pick as usize % fxs.len()], rest);
+    run_decode(&fxs[pick as usize % fxs.len()], rest)
 }
 
 /// One `frames` fuzz input: the goroutine stack walk and the frame/locals readers on hostile

@@ -10,7 +10,7 @@
 //! of its key or value, exactly the cut rule of `Renderer::string`) and was gathered (`Renderer::gather`); any other entry is rendered again by
 //! the general path, from its start.
 
-use super::{float, hex, json_str, push_i64, push_u64, string_bytes, Plan, Renderer, Style, IMPOSSIBLE_STRING, MAX_STRING};
+use super::{float, hex, json_str, push_i64, push_u64, string_allowance, string_bytes, Plan, Renderer, Style, IMPOSSIBLE_STRING};
 use crate::memory::le_uint;
 
 /// How deep a flat key or value may nest structs (deeper: the general path).
@@ -33,7 +33,7 @@ enum Op {
 }
 
 /// One key or value: its operations, and whether it is a struct (whose strings share one allowance,
-/// as in `Renderer::string_allowance`).
+/// as in the general rendering: `string_allowance`).
 #[derive(Debug, Default)]
 struct Part {
     ops: Vec<Op>,
@@ -197,7 +197,7 @@ impl Renderer<'_> {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn flat_part(&self, f: &Flat, part: &Part, out: &mut Vec<u8>, b: &[u8], g: Option<&super::Gathered>, cur: &mut usize, end: usize) -> bool {
-        // A struct's strings share one allowance (`Renderer::string_allowance`): a string the
+        // A struct's strings share one allowance (`string_allowance`): a string the
         // general path would cut sends the entry there.
         let mut shown: u64 = 0;
         for op in &part.ops {
@@ -222,8 +222,7 @@ impl Renderer<'_> {
                     if n >= IMPOSSIBLE_STRING {
                         return false;
                     }
-                    let left = if part.composite { MAX_STRING.saturating_sub(shown) } else { MAX_STRING };
-                    if n > left.max(16).min(self.max_string) {
+                    if n > string_allowance(self.max_string, if part.composite { shown } else { 0 }) {
                         return false;
                     }
                     shown = shown.saturating_add(n);
